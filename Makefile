@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install
+# cocotune (editable) with every dependency pinned in setup.cfg; nothing else is needed
+# beyond Python 3.11 and a C compiler.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: all install demo test test-fast bench proto proto-check fmt lint clean
+
+all: test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+
+# Reinstall when the dependency list changes.
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/frontend.py
+
+# caffe_pb2 is generated from proto/caffe.proto with grpcio-tools and committed.
+proto: $(STAMP)
+	$(PY) scripts/gen_caffe_pb2.py
+
+proto-check: $(STAMP)
+	$(PY) scripts/gen_caffe_pb2.py --check
+
+fmt: $(STAMP)
+	$(PY) -m black cocotune tests benchmarks scripts
+
+lint: $(STAMP)
+	$(PY) -m black --check cocotune tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

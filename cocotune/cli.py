@@ -1,0 +1,121 @@
+"""The ``cocotune`` command: subcommands, and the rule for how errors reach the user.
+
+A :class:`CocotuneError` is the user's to fix: one message, exit code 2, no traceback.
+Anything else is cocotune's bug: traceback, "please report", exit code 1. Subcommands that
+need no TensorFlow (``check``, ``subspace``, ``blocks``) never import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+
+from cocotune import __version__
+from cocotune.errors import CocotuneError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse exits 2 on bad usage already; keep its message but make it ours."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER)
+
+
+def _add_net_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prototxt", help="Caffe net (.prototxt), optionally with module { } blocks")
+    p.add_argument("--phase", default="TEST", choices=["TEST", "TRAIN"],
+                   help="which phase's layers to keep (include/exclude rules); default TEST")  # fmt: skip
+    p.add_argument("--stage", action="append", default=[], metavar="NAME",
+                   help="a NetState stage for include/exclude rules (repeatable)")  # fmt: skip
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="override or supply an input blob's shape (repeatable)")  # fmt: skip
+
+
+def load_net_from_args(args: argparse.Namespace):
+    from cocotune.frontend.load import load_net, parse_input_shapes
+
+    return load_net(
+        args.prototxt,
+        phase=args.phase,
+        stages=args.stage,
+        input_shapes=parse_input_shapes(args.input_shape),
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cocotune.report import net_summary, render_table
+
+    net = load_net_from_args(args)
+    summary = net_summary(net)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(summary))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="cocotune",
+        description="Compression-compilation co-design for CNNs described in Caffe Prototxt.",
+    )
+    parser.add_argument("--version", action="version", version=f"cocotune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    sub.required = True
+
+    p = sub.add_parser("check", help="parse a Prototxt, infer Caffe's shapes, print a summary",
+                       description="Parse a Caffe Prototxt exactly as Caffe reads it and print "
+                       "every layer with its module, top shapes (N,C,H,W), parameters and "
+                       "multiply-accumulates per image.")  # fmt: skip
+    _add_net_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_check)
+
+    for register in _optional_commands():
+        register(sub)
+    return parser
+
+
+def _optional_commands():
+    """Subcommand groups that live in their own packages (each has ``register(subparsers)``)."""
+    registers = []
+    try:
+        from cocotune.cocogen.commands import register as cocogen
+    except ModuleNotFoundError as exc:  # pragma: no cover - while the backend is being built
+        if exc.name != "cocotune.cocogen.commands":
+            raise
+    else:
+        registers.append(cocogen)
+    return registers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CocotuneError as exc:
+        sys.stdout.flush()
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - the last line of defence: a bug, not user error
+        traceback.print_exc()
+        print(
+            "cocotune: internal error (this is a bug in cocotune, please report it with the "
+            "traceback above)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

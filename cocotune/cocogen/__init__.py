@@ -1,0 +1,1 @@
+"""CoCo-Gen: pattern pruning and generated C kernels (being built)."""

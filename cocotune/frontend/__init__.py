@@ -1,0 +1,1 @@
+"""cocotune.frontend."""

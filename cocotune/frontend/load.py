@@ -1,0 +1,167 @@
+"""The frontend pipeline: file → text tree → caffe_pb2 → upgraded layers → Net IR with shapes.
+
+Each step is its own module; this one only wires them and runs the whole-net checks that
+need every layer at once (unsupported types are reported together, not one by one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cocotune._proto import caffe_pb2
+from cocotune.errors import (
+    CocotuneError,
+    ErrorGroup,
+    InputFileError,
+    UnsupportedLayerError,
+    read_text_source,
+)
+from cocotune.frontend.parser import parse_text
+from cocotune.frontend.source import Source
+from cocotune.frontend.to_proto import build_net_parameter, fill_message_from_text
+from cocotune.frontend.upgrade import LayerRecord, collect_layers, filter_phase
+from cocotune.ir.net import Layer, Net, Shape, build_net
+from cocotune.ir.shapes import KNOWN_UNSUPPORTED, LAYER_RULES, infer_shapes
+
+PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
+
+
+def read_source(path: str | Path, what: str = "prototxt") -> Source:
+    return Source(str(path), read_text_source(path, what))
+
+
+def parse_net_text(
+    source: Source, phase: str = "TEST", stages: list[str] | None = None
+) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
+    """Parse and upgrade a net.
+
+    Returns the NetParameter as written, the layer records kept for ``phase`` (and
+    ``stages``), module positions, and the records the phase rules removed.
+    """
+    items = parse_text(source)
+    parsed = build_net_parameter(source, items, caffe_pb2.NetParameter)
+    records = collect_layers(parsed, source, caffe_pb2)
+    state = caffe_pb2.NetState()
+    state.CopyFrom(parsed.net.state)
+    state.phase = PHASES[phase]
+    state.stage.extend(stages or [])
+    excluded: list[LayerRecord] = []
+    records = filter_phase(records, state, source, excluded)
+    module_positions = {m.name: m.position for m in parsed.modules}
+    return parsed.net, records, module_positions, excluded
+
+
+def load_net(
+    path: str | Path,
+    *,
+    phase: str = "TEST",
+    stages: list[str] | None = None,
+    input_shapes: dict[str, Shape] | None = None,
+    infer: bool = True,
+) -> Net:
+    """Read a Prototxt file (with ``module`` blocks) into a :class:`Net` with Caffe's shapes.
+
+    Raises:
+        CocotuneError: every problem a user can cause, positioned in the file.
+    """
+    if phase not in PHASES:
+        raise CocotuneError(f"unknown phase '{phase}': use TEST or TRAIN")
+    source = read_source(path)
+    net_param, records, module_positions, excluded = parse_net_text(source, phase, stages)
+    check_supported(source, records)
+    net = build_net(net_param.name, source, records, module_positions, phase, excluded)
+    _mark_fork_extensions(net)
+    if input_shapes:
+        known = {b.name for b in net.blobs}
+        for blob in input_shapes:
+            if blob not in known:
+                raise CocotuneError(
+                    f"--input-shape names blob '{blob}', which the net does not have"
+                )
+    if infer:
+        infer_shapes(net, input_shapes)
+    return net
+
+
+def check_supported(source: Source, records: list[LayerRecord]) -> None:
+    """Report every unsupported layer type (and fork-only field) at once, before anything else."""
+    problems: list[CocotuneError] = []
+    for rec in records:
+        layer = rec.param
+        pos = rec.positions.find("type") or rec.positions.find("name")
+        if layer.type not in LAYER_RULES:
+            why = KNOWN_UNSUPPORTED.get(layer.type)
+            if layer.type == "Python":
+                why = f"Python layer {layer.python_param.module}.{layer.python_param.layer}: " \
+                      "runs user code that cocotune cannot see"  # fmt: skip
+            text = f"layer '{layer.name}': unsupported type '{layer.type}'"
+            if why:
+                text += f" ({why})"
+            else:
+                import difflib
+
+                close = difflib.get_close_matches(layer.type, list(LAYER_RULES), n=1, cutoff=0.7)
+                if close:
+                    text += f" (did you mean '{close[0]}'?)"
+            problems.append(source.error_at(UnsupportedLayerError, text, pos))
+        elif rec.positions.fork_fields:
+            names = ", ".join(name for name, _ in rec.positions.fork_fields)
+            problems.append(
+                source.error_at(
+                    UnsupportedLayerError,
+                    f"layer '{layer.name}' uses fork-only field(s) {names}, not supported",
+                    rec.positions.fork_fields[0][1],
+                )
+            )
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        kinds = sorted({r.param.type for r in records if r.param.type not in LAYER_RULES})
+        raise ErrorGroup(
+            f"{len(problems)} layers cannot be handled"
+            + (f" (unsupported types: {', '.join(kinds)})" if kinds else ""),
+            problems,
+        )
+
+
+def _mark_fork_extensions(net: Net) -> None:
+    for layer in net.layers:
+        rule = LAYER_RULES[layer.type]
+        if rule.fork:
+            layer.fork = rule.fork
+        elif layer.type == "Pooling" and layer.param.pooling_param.HasField("ceil_mode"):
+            layer.fork = "ceil_mode (DenseNet/ResNeXt Caffe forks)"
+
+
+def load_solver(path: str | Path):
+    """Parse a solver prototxt into a caffe_pb2.SolverParameter (positions checked like nets)."""
+    source = read_source(path, "solver prototxt")
+    msg, _ = fill_message_from_text(source, parse_text(source), caffe_pb2.SolverParameter, "solver")
+    return msg
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, Shape]:
+    """``["data=1,3,224,224"]`` → ``{"data": (1, 3, 224, 224)}`` (for --input-shape)."""
+    out: dict[str, Shape] = {}
+    for spec in specs or []:
+        name, sep, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",")) if sep else None
+        except ValueError:
+            shape = None
+        if not name or not shape or any(d <= 0 for d in shape):
+            raise CocotuneError(
+                f"bad --input-shape '{spec}': write BLOB=N,C,H,W with positive integers"
+            )
+        out[name.strip()] = shape
+    return out
+
+
+__all__ = [
+    "InputFileError",
+    "Layer",
+    "load_net",
+    "load_solver",
+    "parse_input_shapes",
+    "read_source",
+]

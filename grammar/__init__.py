@@ -1,0 +1,1 @@
+"""Data files of cocotune, installed as the package `cocotune.grammar`."""

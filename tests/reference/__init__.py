@@ -1,0 +1,1 @@
+"""Independent numpy reference of Caffe layer semantics (see README.md)."""
