@@ -5,6 +5,11 @@ The frontend (``cocotune.frontend``) reads Prototxt exactly as Caffe does, exten
 this package never imports TensorFlow: commands such as ``cocotune check`` answer instantly.
 """
 
+import os as _os
+
+# TensorFlow's C++ start-up banner is noise for a command-line tool; users can still set it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "load_net"]

@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands():
     """Subcommand groups that live in their own packages (each has ``register(subparsers)``)."""
-    registers = []
+    from cocotune.convert.command import register as convert
+    from cocotune.tuning.commands import register as tuning
+
+    registers = [convert, tuning]
     try:
         from cocotune.cocogen.commands import register as cocogen
     except ModuleNotFoundError as exc:  # pragma: no cover - while the backend is being built
@@ -97,9 +100,34 @@ def _optional_commands():
     return registers
 
 
+# Subcommands that load TensorFlow; its C++ start-up banner goes to stderr before any
+# Python logging setting can reach it, so the import happens with stderr parked.
+TENSORFLOW_COMMANDS = frozenset({"convert", "gen", "cocogen"})
+
+
+def import_tensorflow_quietly() -> None:
+    if "tensorflow" in sys.modules:
+        return
+    import os
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS:
+        import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except CocotuneError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,20 +38,25 @@ def generate_module(out_dir: Path, proto_dir: Path = PROTO_DIR) -> Path:
     Raises:
         RuntimeError: protoc reported an error (its message is on stderr).
     """
-    from grpc_tools import protoc  # imported lazily: only needed to generate
-
     out_dir = Path(out_dir)
-    # The include root and file name are passed relatively to protoc, so no
-    # absolute path of this machine ends up in the generated module.
+    # protoc runs in its own process: grpc_tools' in-process compiler shares protobuf's C++
+    # runtime with whatever the caller has loaded (TensorFlow, in the test suite) and can crash.
+    # The include root and file name are passed relatively to protoc, so no absolute path of
+    # this machine ends up in the generated module.
     args = [
+        sys.executable,
+        "-m",
         "grpc_tools.protoc",
         f"-I{proto_dir}",
         f"--python_out={out_dir}",
         PROTO_NAME,
     ]
-    status = protoc.main(args)
-    if status != 0:
-        raise RuntimeError(f"protoc failed with status {status} on {proto_dir / PROTO_NAME}")
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"protoc failed with status {proc.returncode} on {proto_dir / PROTO_NAME}:\n"
+            + proc.stderr
+        )
     module = out_dir / "caffe_pb2.py"
     module.write_bytes(_postprocess(module.read_bytes()))
     return module

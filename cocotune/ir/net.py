@@ -126,6 +126,18 @@ class Net:
         """Blobs no layer reads (Caffe's net outputs), in order of production."""
         return [b for b in self.blobs if not b.consumers and b.producer is not None]
 
+    def to_net_parameter(self):
+        """The (upgraded, phase-filtered) net as a caffe_pb2.NetParameter, rules dropped."""
+        from cocotune._proto import caffe_pb2
+
+        out = caffe_pb2.NetParameter(name=self.name)
+        for layer in self.layers:
+            copy = out.layer.add()
+            copy.CopyFrom(layer.param)
+            del copy.include[:]
+            del copy.exclude[:]
+        return out
+
     def input_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if not layer.inputs]
 

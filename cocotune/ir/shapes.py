@@ -497,11 +497,13 @@ def _channels(shape: Shape) -> int:
     return shape[1] if len(shape) > 1 else 1
 
 
+# Parameters: mean and variance per channel. Caffe's third blob (the moving-average scale
+# factor) is bookkeeping, not a parameter: the converted model has no counterpart for it.
 LAYER_RULES["BatchNorm"] = LayerRule(
     shape=_same_shape,
-    cost=lambda layer, b, t: Cost(2 * _channels(b[0]) + 1, per_image(b[0])),
+    cost=lambda layer, b, t: Cost(2 * _channels(b[0]), per_image(b[0])),
     channelwise=True,
-    description="batch normalisation (mean, variance, scale factor)",
+    description="batch normalisation (mean, variance; stored scaled by a factor)",
 )
 
 

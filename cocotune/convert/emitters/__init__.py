@@ -1,0 +1,1 @@
+"""One emitter per Caffe layer type (see registry.py for the table)."""

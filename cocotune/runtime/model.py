@@ -1,0 +1,146 @@
+"""Building the three models a generated ``model.py`` offers, from its :class:`NetworkSpec`.
+
+The generated file holds the network as readable Keras code (one function per module); the
+mode logic lives here, once: "full" uses every filter, "finetune" shrinks each module's
+prunable layers by its rate, "pretrain" wires pruned student blocks to a frozen teacher.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from cocotune.tuning.pruning import kept_filters
+
+MODES = ("full", "finetune", "pretrain")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a generated model.py declares about its network.
+
+    Attributes:
+        name: the Caffe net's name.
+        network: ``network(w) -> (inputs, outputs)`` dicts of blob name → tensor.
+        full_widths: prunable Caffe layer → its number of filters in the full network.
+        modules: module → (function, input blobs, output blobs, prunable layers).
+        blob_producers: Caffe blob → Keras layer computing its final value.
+    """
+
+    name: str
+    network: Callable[[Mapping[str, int]], tuple[dict, dict]]
+    full_widths: Mapping[str, int]
+    modules: Mapping[str, tuple[Callable, list[str], list[str], list[str]]]
+    blob_producers: Mapping[str, str]
+
+
+def widths_for(spec: NetworkSpec, rates: Mapping[str, float] | None) -> dict[str, int]:
+    """Filters of every prunable layer when module ``m`` is pruned at ``rates[m]``."""
+    widths = dict(spec.full_widths)
+    for module, rate in (rates or {}).items():
+        if module not in spec.modules:
+            close = difflib.get_close_matches(module, list(spec.modules), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown module {module!r} in prune_info{hint}")
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate of module {module!r} must be in [0, 1). Received: {rate}")
+        for layer in spec.modules[module][3]:
+            widths[layer] = kept_filters(spec.full_widths[layer], rate)
+    return widths
+
+
+def _as_model_io(tensors: dict) -> Any:
+    values = list(tensors.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in name) or "net"
+
+
+def build(
+    spec: NetworkSpec,
+    mode_to_use: str = "full",
+    prune_info: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> keras.Model:
+    """The Keras model for one mode (see the generated model.py's docstring)."""
+    if mode_to_use not in MODES:
+        raise ValueError(f"mode_to_use must be one of {MODES}. Received: {mode_to_use!r}")
+    prune_info = dict(prune_info or {})
+    if mode_to_use == "pretrain":
+        return _pretrain_model(spec, prune_info)
+    rates = prune_info.get("rates") if mode_to_use == "finetune" else None
+    inputs, outs = spec.network(widths_for(spec, rates))
+    model = keras.Model(_as_model_io(inputs), _as_model_io(outs), name=_safe(spec.name))
+    if outputs:
+        extra = [_blob_tensor(spec, model, inputs, blob) for blob in outputs]
+        model = keras.Model(model.inputs, [*model.outputs, *extra], name=model.name)
+    return model
+
+
+def _blob_tensor(spec: NetworkSpec, model: keras.Model, inputs: dict, blob: str):
+    if blob in inputs:
+        return inputs[blob]
+    if blob not in spec.blob_producers:
+        close = difflib.get_close_matches(blob, list(spec.blob_producers), n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"the net has no blob {blob!r}{hint}")
+    return model.get_layer(spec.blob_producers[blob]).output
+
+
+@keras.saving.register_keras_serializable(package="cocotune")
+class ReconstructionError(keras.layers.Layer):
+    """Mean squared difference between a student's and the teacher's activation, per sample.
+
+    Input: [student, teacher] of the same shape. Output: shape (batch,). The teacher side is
+    wrapped in ``stop_gradient``: only the student learns.
+    """
+
+    def call(self, inputs):
+        student, teacher = inputs
+        diff = student - keras.ops.stop_gradient(teacher)
+        axes = list(range(1, len(diff.shape)))
+        return keras.ops.mean(keras.ops.square(diff), axis=axes)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0],)
+
+
+def block_prefix(block_id: str) -> str:
+    return f"{_safe(block_id)}__"
+
+
+def _pretrain_model(spec: NetworkSpec, prune_info: Mapping[str, Any]) -> keras.Model:
+    blocks = list(prune_info.get("blocks") or [])
+    if not blocks:
+        raise ValueError('mode "pretrain" needs prune_info["blocks"] (a list of tuning blocks)')
+    inputs, outs = spec.network(dict(spec.full_widths))
+    teacher = keras.Model(_as_model_io(inputs), _as_model_io(outs), name="teacher")
+    for layer in teacher.layers:
+        layer.trainable = False
+    errors = []
+    for block in blocks:
+        modules = list(block["modules"])
+        rates = dict(zip(modules, block["rates"]))
+        widths = widths_for(spec, rates)
+        env: dict[str, Any] = {}
+        last_outputs: list[str] = []
+        for module in modules:
+            fn, ins, module_outs, _ = spec.modules[module]
+            args = [env[b] if b in env else _blob_tensor(spec, teacher, inputs, b) for b in ins]
+            result = fn(*args, w=widths, p=block_prefix(block["id"]))
+            result = result if isinstance(result, tuple) else (result,)
+            env.update(zip(module_outs, result))
+            last_outputs = module_outs
+        for blob in last_outputs:
+            target = _blob_tensor(spec, teacher, inputs, blob)
+            name = f"{block_prefix(block['id'])}{_safe(blob)}_mse"
+            errors.append(ReconstructionError(name=name)([env[blob], target]))
+    model = keras.Model(_as_model_io(inputs), errors, name="pretrain")
+    return model

@@ -1,0 +1,591 @@
+"""Which filters of a module can go, and what the pruned network costs (DESIGN.md §3).
+
+A Convolution or InnerProduct inside a module is *prunable* when the channels it produces,
+followed through channel-wise layers (BatchNorm, Scale, ReLU, Pooling, depthwise convolution,
+Split...), end only in Convolution/InnerProduct layers of the same module. Removing a filter
+then removes one channel from a closed *region*: the producer's output, the channel-wise layers
+in between, and the consumers' input channels -- nothing outside the module notices. Any other
+reader of those channels (Eltwise, Concat, Flatten, a layer of another module, a net output)
+makes the producer an *exit* that keeps all its filters: that is the paper's "the top layer of a
+module is not pruned", stated for DAGs.
+
+Because every region lies inside one module, the cost of a pruned network is a sum of
+independent per-module terms: ``cost(rates) = outside + sum(module_cost(m, rates[m]))``.
+:class:`PruningAnalysis` caches those terms, so costing thousands of configurations (subspace
+sampling) is a table lookup per module. The costs are computed without building the pruned net:
+the blobs of each region get the kept channel count and the layers' own cost functions
+(:data:`cocotune.ir.shapes.LAYER_RULES`) are run again on those shapes.
+
+Example:
+    >>> analysis = analyze_pruning(net)                      # doctest: +SKIP
+    >>> analysis.prunable["res2a"]                           # doctest: +SKIP
+    [Layer('res2a_branch2a', 'Convolution')]
+    >>> config_cost(net, {"res2a": 0.5})                     # doctest: +SKIP
+    (params, macs)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cocotune.errors import SubspaceError, WeightsError
+from cocotune.ir.net import Blob, Layer, Net, Shape
+from cocotune.ir.shapes import LAYER_RULES, Cost
+
+__all__ = [
+    "PruningAnalysis",
+    "PruningPlan",
+    "Region",
+    "analyze_pruning",
+    "config_cost",
+    "is_depthwise",
+    "kept_filters",
+    "l1_filter_choice",
+    "plan_pruning",
+    "prunable_layers",
+    "pruned_net_param",
+    "pruned_weights",
+]
+
+_CONV_TYPES = ("Convolution", "ConvolutionDepthwise")
+
+
+# ---------------------------------------------------------------------------------------------
+# How many filters a rate keeps
+# ---------------------------------------------------------------------------------------------
+
+
+def kept_filters(num_output: int, rate: float) -> int:
+    """Filters kept at pruning rate ``rate``: ``max(1, ceil((1 - rate) * num_output))``.
+
+    The product is rounded to 9 decimals before ``ceil`` because ``(1 - 0.7) * 10`` is
+    ``3.0000000000000004`` in floating point, and a user who asks for 70% of 10 filters expects 3.
+    """
+    if not 0 <= rate < 1:
+        raise ValueError(f"a pruning rate is in [0, 1), got {rate!r}")
+    return max(1, math.ceil(round((1 - rate) * num_output, 9)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Regions: which layers see the channels of a producer
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Region:
+    """The channels of one prunable layer and every layer that sees them.
+
+    Attributes:
+        producer: the prunable Convolution/InnerProduct.
+        blobs: blob versions carrying the producer's channels (its output, and the outputs of
+            the channel-wise layers after it).
+        channelwise: layers in between, whose per-channel parameters follow the kept channels.
+        consumers: Convolution/InnerProduct layers whose input channels shrink.
+    """
+
+    producer: Layer
+    blobs: tuple[Blob, ...]
+    channelwise: tuple[Layer, ...]
+    consumers: tuple[Layer, ...]
+
+    @property
+    def num_output(self) -> int:
+        return _num_output(self.producer)
+
+
+def _num_output(layer: Layer) -> int:
+    if layer.type == "InnerProduct":
+        return layer.param.inner_product_param.num_output
+    return layer.param.convolution_param.num_output
+
+
+def _in_channels(layer: Layer) -> int:
+    shape = layer.inputs[0].shape
+    return shape[1] if shape and len(shape) > 1 else 1
+
+
+def is_depthwise(layer: Layer) -> bool:
+    """A convolution whose output channel c reads only input channel c (one filter per channel).
+
+    ``ConvolutionDepthwise`` (MobileNet fork), or a ``Convolution`` with
+    ``group == input channels == num_output > 1``. A channel multiplier (num_output = k x
+    channels) is not: its filters come in groups of k and do not follow single channels.
+    """
+    if layer.type == "ConvolutionDepthwise":
+        return True
+    if layer.type != "Convolution" or len(layer.inputs) != 1:
+        return False
+    p = layer.param.convolution_param
+    return p.group > 1 and p.group == _in_channels(layer) == p.num_output
+
+
+def _channel_axis(layer: Layer) -> int:
+    """The canonical axis a Convolution/InnerProduct/Scale/Bias works on (1 = channels)."""
+    if layer.type == "InnerProduct":
+        axis = layer.param.inner_product_param.axis
+    elif layer.type == "Scale":
+        axis = layer.param.scale_param.axis
+    elif layer.type == "Bias":
+        axis = layer.param.bias_param.axis
+    else:
+        axis = layer.param.convolution_param.axis
+    ndim = len(layer.inputs[0].shape or (0, 0))
+    return axis % ndim if -ndim <= axis < ndim else axis
+
+
+def _producer_problem(layer: Layer) -> str | None:
+    """Why ``layer`` cannot have filters removed regardless of its consumers (None if it can)."""
+    if len(layer.inputs) != 1 or len(layer.outputs) != 1:
+        return "it has several bottoms or tops"
+    if _channel_axis(layer) != 1:
+        return "its axis is not the channel axis"
+    if layer.type == "Convolution" and layer.param.convolution_param.group != 1:
+        return (
+            f"it is a grouped convolution (group {layer.param.convolution_param.group}): "
+            "its filters must stay in whole groups"
+        )
+    return None
+
+
+CHANNELWISE, CONSUMER = "channel-wise", "consumer"
+
+
+def _role(layer: Layer, module: str | None) -> tuple[str | None, str]:
+    """How ``layer`` treats the channels it reads: channel-wise, prunable consumer, or exit.
+
+    Returns (role, reason); role None means an exit and ``reason`` says why.
+    """
+    if layer.module != module:
+        where = f"module '{layer.module}'" if layer.module else "outside any module"
+        return None, f"is in {where}"
+    t = layer.type
+    if t in _CONV_TYPES:
+        if len(layer.inputs) != 1:
+            return None, "reads several bottoms"
+        if _channel_axis(layer) != 1:
+            return None, "works on a non-channel axis"
+        if is_depthwise(layer):
+            return CHANNELWISE, ""
+        group = layer.param.convolution_param.group
+        if t == "Convolution" and group == 1:
+            return CONSUMER, ""
+        return None, f"is a grouped convolution (group {group}) that needs whole groups"
+    if t == "InnerProduct":
+        if _channel_axis(layer) != 1:
+            return None, "flattens from a non-channel axis"
+        return CONSUMER, ""
+    if t == "LRN":
+        # ACROSS_CHANNELS divides each channel by a sum over its neighbouring channels: removing
+        # a channel changes the neighbours' normalisation, so the kept channels would no longer
+        # compute what the full model computed. WITHIN_CHANNEL only looks inside one channel.
+        if layer.param.lrn_param.norm_region == layer.param.lrn_param.ACROSS_CHANNELS:
+            return None, "normalises across channels (removing one changes its neighbours)"
+        return CHANNELWISE, ""
+    if t in ("Scale", "Bias"):
+        # With a second bottom the per-channel factors come from another blob, which would have
+        # to lose the same channels: not something one module's rate controls.
+        if len(layer.inputs) != 1:
+            return None, "takes its factors from a second bottom"
+        if _channel_axis(layer) != 1:
+            return None, "works on a non-channel axis"
+        return CHANNELWISE, ""
+    rule = LAYER_RULES.get(t)
+    if rule is not None and rule.channelwise and len(layer.inputs) == 1:
+        return CHANNELWISE, ""
+    return None, "mixes or reshapes channels"
+
+
+def _follow(producer: Layer) -> Region | str:
+    """The region of ``producer``'s channels, or why the producer is an exit."""
+    problem = _producer_problem(producer)
+    if problem:
+        return problem
+    blobs: list[Blob] = []
+    channelwise: dict[int, Layer] = {}
+    consumers: dict[int, Layer] = {}
+    stack = [producer.outputs[0]]
+    while stack:
+        blob = stack.pop()
+        blobs.append(blob)
+        if not blob.consumers:
+            return f"its channels reach the net output '{blob.name}'"
+        for layer in blob.consumers:
+            role, why = _role(layer, producer.module)
+            if role is None:
+                return f"its channels reach layer '{layer.name}' ({layer.type}), which {why}"
+            if role == CONSUMER:
+                consumers[layer.index] = layer
+            elif layer.index not in channelwise:
+                channelwise[layer.index] = layer
+                stack.extend(layer.outputs)
+    return Region(
+        producer,
+        tuple(sorted(blobs, key=lambda b: (b.producer.index, b.name))),
+        tuple(channelwise[i] for i in sorted(channelwise)),
+        tuple(consumers[i] for i in sorted(consumers)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The analysis of a net, and plans for configurations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruningPlan:
+    """What one configuration does to the net, computed without building it.
+
+    Attributes:
+        rates: module -> rate, every module of the net (missing ones are 0).
+        kept: prunable layer -> number of filters kept.
+        layer_costs: every layer -> its parameters and MACs in the pruned net.
+        params: parameter count of the pruned net (weights, biases, BN/Scale/PReLU parameters).
+        macs: multiply-accumulates per image of the pruned net.
+    """
+
+    rates: dict[str, float]
+    kept: dict[str, int]
+    layer_costs: dict[str, Cost]
+    params: int
+    macs: int
+
+
+@dataclass
+class PruningAnalysis:
+    """The prunable layers of a net and the per-module cost tables behind fast costing.
+
+    Build it with :func:`analyze_pruning`; it assumes the net is not modified afterwards.
+    """
+
+    net: Net
+    regions: dict[str, Region]  # prunable layer name -> region
+    exits: dict[str, str]  # non-prunable Convolution/InnerProduct in a module -> why
+    _module_cache: dict[tuple[str, float], tuple[Cost, dict[str, Cost]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    @property
+    def prunable(self) -> dict[str, list[Layer]]:
+        """Module -> its prunable layers in net order (every module present, maybe empty)."""
+        out: dict[str, list[Layer]] = {m.name: [] for m in self.net.modules}
+        for region in self.regions.values():
+            out[region.producer.module].append(region.producer)
+        for layers in out.values():
+            layers.sort(key=lambda layer: layer.index)
+        return out
+
+    def module_regions(self, module: str) -> list[Region]:
+        return [r for r in self.regions.values() if r.producer.module == module]
+
+    def outside_cost(self) -> Cost:
+        """Parameters and MACs of the layers outside every module (never pruned)."""
+        layers = [layer for layer in self.net.layers if layer.module is None]
+        return Cost(sum(x.params for x in layers), sum(x.macs for x in layers))
+
+    def module_cost(self, module: str, rate: float) -> Cost:
+        """Parameters and MACs of all of ``module``'s layers when it is pruned at ``rate``."""
+        return self._module(module, rate)[0]
+
+    def _module(self, module: str, rate: float) -> tuple[Cost, dict[str, Cost]]:
+        key = (module, float(rate))
+        if key not in self._module_cache:
+            self._module_cache[key] = _module_costs(self, module, rate)
+        return self._module_cache[key]
+
+    def kept(self, rates: Mapping[str, float]) -> dict[str, int]:
+        """Prunable layer -> filters kept under ``rates`` (module -> rate, missing = 0)."""
+        return {
+            name: kept_filters(r.num_output, rates.get(r.producer.module, 0.0))
+            for name, r in self.regions.items()
+        }
+
+    def cost(self, rates: Mapping[str, float]) -> tuple[int, int]:
+        """(parameters, MACs per image) of the net pruned at ``rates``."""
+        rates = self.check_rates(rates)
+        total = self.outside_cost()
+        params, macs = total.params, total.macs
+        for module, rate in rates.items():
+            c = self.module_cost(module, rate)
+            params, macs = params + c.params, macs + c.macs
+        return params, macs
+
+    def plan(self, rates: Mapping[str, float]) -> PruningPlan:
+        """The full :class:`PruningPlan` of one configuration."""
+        rates = self.check_rates(rates)
+        costs = {layer.name: Cost(layer.params, layer.macs) for layer in self.net.layers}
+        for module, rate in rates.items():
+            costs.update(self._module(module, rate)[1])
+        return PruningPlan(
+            rates=rates,
+            kept=self.kept(rates),
+            layer_costs=costs,
+            params=sum(c.params for c in costs.values()),
+            macs=sum(c.macs for c in costs.values()),
+        )
+
+    def check_rates(self, rates: Mapping[str, float]) -> dict[str, float]:
+        """Every module -> its rate (0 when missing), after checking names and ranges."""
+        modules = self.net.module_names
+        unknown = [m for m in rates if m not in modules]
+        if unknown:
+            raise SubspaceError(
+                f"unknown module '{unknown[0]}'", notes=[f"modules: {', '.join(modules)}"]
+            )
+        out = {}
+        for m in modules:
+            rate = float(rates.get(m, 0.0))
+            if not 0 <= rate < 1:
+                raise SubspaceError(f"rate {rate!r} of module '{m}' is not in [0, 1)")
+            out[m] = rate
+        return out
+
+
+def analyze_pruning(net: Net) -> PruningAnalysis:
+    """Find every module's prunable layers (DESIGN §3) and remember why the others are exits."""
+    regions: dict[str, Region] = {}
+    exits: dict[str, str] = {}
+    for layer in net.layers:
+        if layer.module is None or layer.type not in ("Convolution", "InnerProduct"):
+            continue
+        if is_depthwise(layer):
+            continue  # channel-wise: follows its producer's kept channels
+        found = _follow(layer)
+        if isinstance(found, Region):
+            regions[layer.name] = found
+        else:
+            exits[layer.name] = found
+    return PruningAnalysis(net, regions, exits)
+
+
+def prunable_layers(net: Net) -> dict[str, list[Layer]]:
+    """Module name -> its prunable Convolution/InnerProduct layers, in net order."""
+    return analyze_pruning(net).prunable
+
+
+def plan_pruning(net: Net, rates: Mapping[str, float]) -> PruningPlan:
+    """Kept filters and the pruned net's cost for one configuration (module -> rate)."""
+    return analyze_pruning(net).plan(rates)
+
+
+def config_cost(net: Net, rates: Mapping[str, float]) -> tuple[int, int]:
+    """(parameters, MACs per image) of ``net`` pruned at ``rates``; all-zero = the full net."""
+    return analyze_pruning(net).cost(rates)
+
+
+def _module_costs(
+    analysis: PruningAnalysis, module: str, rate: float
+) -> tuple[Cost, dict[str, Cost]]:
+    """Costs of every layer of ``module`` pruned at ``rate``: re-run the cost rules on shapes
+    whose channel axis holds the kept count, with the pruned layers' num_output changed."""
+    layers = analysis.net.module(module).layers
+    shapes: dict[int, Shape] = {}
+    for region in analysis.module_regions(module):
+        keep = kept_filters(region.num_output, rate)
+        if keep != region.num_output:
+            for blob in region.blobs:
+                shapes[id(blob)] = blob.shape[:1] + (keep,) + blob.shape[2:]
+    channels = _new_num_outputs(analysis, {module: rate})
+    costs: dict[str, Cost] = {}
+    for layer in layers:
+        touched = layer.name in channels or any(id(b) in shapes for b in layer.inputs)
+        if not touched:
+            costs[layer.name] = Cost(layer.params, layer.macs)
+            continue
+        rule = LAYER_RULES[layer.type]
+        if rule.cost is None:
+            costs[layer.name] = Cost()
+            continue
+        pruned = _with_num_output(layer, channels[layer.name]) if layer.name in channels else layer
+        ins = [shapes.get(id(b), b.shape) for b in layer.inputs]
+        outs = [shapes.get(id(b), b.shape) for b in layer.outputs]
+        costs[layer.name] = rule.cost(pruned, ins, outs)
+    total = Cost(sum(c.params for c in costs.values()), sum(c.macs for c in costs.values()))
+    return total, costs
+
+
+def _new_num_outputs(analysis: PruningAnalysis, rates: Mapping[str, float]) -> dict[str, int]:
+    """Layer -> its pruned num_output, for producers and the depthwise convolutions after them
+    (modules missing from ``rates`` are left alone)."""
+    out: dict[str, int] = {}
+    for region in analysis.regions.values():
+        rate = rates.get(region.producer.module, 0.0)
+        keep = kept_filters(region.num_output, rate)
+        if keep == region.num_output:
+            continue
+        out[region.producer.name] = keep
+        for layer in region.channelwise:
+            if layer.type in _CONV_TYPES:
+                out[layer.name] = keep
+    return out
+
+
+def pruned_net_param(net: Net, rates: Mapping[str, float], analysis: PruningAnalysis | None = None):
+    """A ``caffe_pb2.NetParameter`` of the pruned net: every layer in order, with the pruned
+    layers' ``num_output`` (and a depthwise ``Convolution``'s ``group``) changed.
+
+    Modules become plain layers: the result is what a stock Caffe would run with the weights of
+    :func:`pruned_weights`.
+    """
+    from cocotune._proto import caffe_pb2
+
+    analysis = analysis or analyze_pruning(net)
+    channels = _new_num_outputs(analysis, analysis.check_rates(rates))
+    out = caffe_pb2.NetParameter(name=net.name)
+    for layer in net.layers:
+        pruned = _with_num_output(layer, channels[layer.name]) if layer.name in channels else layer
+        copy = out.layer.add()
+        copy.CopyFrom(pruned.param)
+        del copy.include[:]  # the net is already filtered for its phase
+        del copy.exclude[:]
+    return out
+
+
+def _with_num_output(layer: Layer, num_output: int) -> Layer:
+    """A copy of ``layer`` whose parameters say ``num_output`` (and group, if depthwise)."""
+    param = type(layer.param)()
+    param.CopyFrom(layer.param)
+    if layer.type == "InnerProduct":
+        param.inner_product_param.num_output = num_output
+    else:
+        param.convolution_param.num_output = num_output
+        if layer.type == "Convolution" and is_depthwise(layer):
+            param.convolution_param.group = num_output
+    return dataclasses.replace(layer, param=param)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------------
+
+
+def l1_filter_choice(weights: np.ndarray, keep: int) -> np.ndarray:
+    """Indices (ascending) of the ``keep`` filters with the largest L1 norms.
+
+    ``weights`` has the output axis first (Caffe layout: OIHW, or (out, K) for InnerProduct).
+    Ties go to the lower index (a stable sort of the negated norms), so the choice is
+    reproducible and does not depend on the sort algorithm.
+    """
+    w = np.asarray(weights)
+    if not 1 <= keep <= w.shape[0]:
+        raise ValueError(f"cannot keep {keep} of {w.shape[0]} filters")
+    norms = np.abs(w.reshape(w.shape[0], -1)).astype(np.float64).sum(axis=1)
+    order = np.argsort(-norms, kind="stable")
+    return np.sort(order[:keep])
+
+
+def pruned_weights(
+    net: Net,
+    full_weights: Mapping[str, list[np.ndarray]],
+    rates: Mapping[str, float],
+    analysis: PruningAnalysis | None = None,
+) -> tuple[dict[str, list[np.ndarray]], dict[str, np.ndarray]]:
+    """The weights of the pruned net, taken from the full model's (Caffe blob layouts).
+
+    Layouts: Convolution OIHW + bias; InnerProduct (out, K) + bias ((K, out) with
+    ``transpose: true``); BatchNorm [mean, variance, factor]; Scale [gamma, beta]; Bias [beta];
+    PReLU [slope]. Each prunable layer keeps its largest-L1 filters (of the full weights); the
+    same channels leave the channel-wise layers after it (BN/Scale/Bias/PReLU blobs, depthwise
+    filters) and the consumers' inputs: axis 1 of a convolution, and for an InnerProduct the
+    columns ``c*S .. (c+1)*S - 1`` of every kept channel ``c``, since Caffe flattens C x H x W
+    with ``S = H*W`` of the blob it reads. Arrays of untouched layers are passed through (shared,
+    not copied).
+
+    Returns:
+        (layer name -> list of arrays, layer name -> kept output indices) -- the index map has
+        every pruned producer and every depthwise convolution following one.
+
+    Raises:
+        WeightsError: a pruned layer's arrays do not have the shape the net implies.
+    """
+    analysis = analysis or analyze_pruning(net)
+    rates = analysis.check_rates(rates)
+    out_index: dict[str, np.ndarray] = {}  # layer -> kept output channels
+    in_index: dict[str, np.ndarray] = {}  # consumer -> kept input channels
+    for name, region in analysis.regions.items():
+        keep = kept_filters(region.num_output, rates[region.producer.module])
+        if keep == region.num_output:
+            continue
+        blobs = _layer_blobs(full_weights, region.producer, need=1)
+        kept = l1_filter_choice(_output_major(region.producer, blobs[0]), keep)
+        out_index[name] = kept
+        for layer in region.channelwise:
+            if layer.type in _CONV_TYPES:
+                out_index[layer.name] = kept
+            else:
+                in_index[layer.name] = kept
+        for layer in region.consumers:
+            in_index[layer.name] = kept
+    result: dict[str, list[np.ndarray]] = {}
+    for name, blobs in full_weights.items():
+        if name not in out_index and name not in in_index:
+            result[name] = list(blobs)
+            continue
+        layer = net.layer(name)
+        new = [np.asarray(b) for b in blobs]
+        if name in out_index:
+            new = _take_outputs(layer, new, out_index[name])
+        if name in in_index:
+            new = _take_inputs(layer, new, in_index[name])
+        result[name] = new
+    missing = [n for n in (*out_index, *in_index) if n not in full_weights and net.layer(n).params]
+    if missing:
+        raise WeightsError(f"no weights for layer '{missing[0]}', which pruning changes")
+    return result, out_index
+
+
+def _layer_blobs(weights: Mapping[str, list[np.ndarray]], layer: Layer, need: int) -> list:
+    blobs = weights.get(layer.name)
+    if blobs is None or len(blobs) < need:
+        raise WeightsError(f"no weights for layer '{layer.name}' ({layer.type}), which is pruned")
+    return [np.asarray(b) for b in blobs]
+
+
+def _transposed_ip(layer: Layer) -> bool:
+    return layer.type == "InnerProduct" and layer.param.inner_product_param.transpose
+
+
+def _output_major(layer: Layer, w: np.ndarray) -> np.ndarray:
+    """The weight array with the output axis first (InnerProduct ``transpose`` stores (K, N))."""
+    return w.T if _transposed_ip(layer) else w
+
+
+def _take(layer: Layer, array: np.ndarray, index: np.ndarray, axis: int, size: int) -> np.ndarray:
+    if array.ndim <= axis or array.shape[axis] != size:
+        raise WeightsError(
+            f"weights of layer '{layer.name}' ({layer.type}) have shape {tuple(array.shape)}; "
+            f"expected {size} along axis {axis}"
+        )
+    return np.take(array, index, axis=axis)
+
+
+def _take_outputs(layer: Layer, blobs: list[np.ndarray], kept: np.ndarray) -> list[np.ndarray]:
+    """Keep the output filters ``kept`` of a producer or depthwise conv (weights and bias)."""
+    n = _num_output(layer)
+    w_axis = 1 if _transposed_ip(layer) else 0
+    out = [_take(layer, blobs[0], kept, w_axis, n)]
+    out.extend(_take(layer, b, kept, 0, n) for b in blobs[1:])
+    return out
+
+
+def _take_inputs(layer: Layer, blobs: list[np.ndarray], kept: np.ndarray) -> list[np.ndarray]:
+    """Remove the pruned channels from what ``layer`` reads (consumers and channel-wise layers)."""
+    shape = layer.inputs[0].shape
+    channels = shape[1]
+    if layer.type == "Convolution":
+        return [_take(layer, blobs[0], kept, 1, channels), *blobs[1:]]
+    if layer.type == "InnerProduct":
+        spatial = math.prod(shape[2:])
+        columns = (kept[:, None] * spatial + np.arange(spatial)[None, :]).reshape(-1)
+        axis = 0 if _transposed_ip(layer) else 1
+        return [_take(layer, blobs[0], columns, axis, channels * spatial), *blobs[1:]]
+    if layer.type == "BatchNorm":  # [mean, variance, moving-average factor]
+        return [_take(layer, b, kept, 0, channels) for b in blobs[:2]] + list(blobs[2:])
+    if layer.type == "PReLU" and layer.param.prelu_param.channel_shared:
+        return blobs
+    # Scale [gamma, beta], Bias [beta], PReLU [slope]: per-channel along their first axis.
+    return [_take(layer, b, kept, 0, channels) for b in blobs]
