@@ -87,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands():
     """Subcommand groups that live in their own packages (each has ``register(subparsers)``)."""
     from cocotune.convert.command import register as convert
+    from cocotune.gen.package import register as gen
     from cocotune.tuning.commands import register as tuning
+    from cocotune.tuning.modules import register as modules
 
-    registers = [convert, tuning]
+    registers = [convert, tuning, modules, gen]
     try:
         from cocotune.cocogen.commands import register as cocogen
     except ModuleNotFoundError as exc:  # pragma: no cover - while the backend is being built

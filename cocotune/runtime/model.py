@@ -112,6 +112,21 @@ class ReconstructionError(keras.layers.Layer):
         return (input_shape[0][0],)
 
 
+@keras.saving.register_keras_serializable(package="cocotune")
+class TeacherActivation(keras.layers.Layer):
+    """Identity that blocks gradients: a student reads the teacher's activation as data.
+
+    Without it, a student's loss would back-propagate into the (frozen) teacher: wasted work,
+    and the teacher's variables would receive gradients they must never use.
+    """
+
+    def call(self, inputs):
+        return keras.ops.stop_gradient(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def block_prefix(block_id: str) -> str:
     return f"{_safe(block_id)}__"
 
@@ -131,10 +146,15 @@ def _pretrain_model(spec: NetworkSpec, prune_info: Mapping[str, Any]) -> keras.M
         widths = widths_for(spec, rates)
         env: dict[str, Any] = {}
         last_outputs: list[str] = []
+        prefix = block_prefix(block["id"])
         for module in modules:
             fn, ins, module_outs, _ = spec.modules[module]
-            args = [env[b] if b in env else _blob_tensor(spec, teacher, inputs, b) for b in ins]
-            result = fn(*args, w=widths, p=block_prefix(block["id"]))
+            for blob in ins:
+                if blob not in env:
+                    tensor = _blob_tensor(spec, teacher, inputs, blob)
+                    env[blob] = TeacherActivation(name=f"{prefix}{_safe(blob)}_in")(tensor)
+            args = [env[b] for b in ins]
+            result = fn(*args, w=widths, p=prefix)
             result = result if isinstance(result, tuple) else (result,)
             env.update(zip(module_outs, result))
             last_outputs = module_outs

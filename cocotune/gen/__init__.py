@@ -1,0 +1,1 @@
+"""``cocotune gen``: the generated package (DESIGN §6)."""
