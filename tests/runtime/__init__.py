@@ -1,0 +1,1 @@
+"""Tests of cocotune.runtime: the MPI coordination layer and the results files."""
