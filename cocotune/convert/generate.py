@@ -128,6 +128,7 @@ def generate_model_source(net_plan: NetPlan, source_path: str, command: str) -> 
         + "}"
     )
     context = {
+        "transforms": _transforms(net_plan),
         "title": docstring_text(net.name or source_path),
         "net_name": py_string(net.name or ""),
         "inputs_doc": docstring_text(", ".join(n for n, _ in inputs)),
@@ -146,6 +147,26 @@ def generate_model_source(net_plan: NetPlan, source_path: str, command: str) -> 
         header={"version": __version__, "source": comment_text(source_path),
                 "command": comment_text(command)},  # fmt: skip
     )
+
+
+def _transforms(net_plan: NetPlan) -> list[dict]:
+    """Each data layer's transform_param as CaffeTransform arguments (set fields only)."""
+    from cocotune.convert.emitters.io import InputEmitter
+
+    out = []
+    for plan in net_plan.plans:
+        layer = plan.layer
+        if not isinstance(plan.emitter, InputEmitter) or not layer.param.HasField(
+            "transform_param"
+        ):
+            continue
+        fields = {
+            fd.name: list(value) if fd.is_repeated else value
+            for fd, value in layer.param.transform_param.ListFields()
+        }
+        out.append({"layer": comment_text(layer.name), "input": py_string(layer.tops[0]),
+                    "fields": pyrepr_dict(fields)})  # fmt: skip
+    return out
 
 
 def pyrepr_dict(mapping: dict) -> str:

@@ -165,3 +165,22 @@ def test_outputs_option_exposes_blobs(tmp_path):
     assert [tuple(t.shape[1:]) for t in model.outputs] == [(10,), (4, 4, 32), (8, 8, 16)]
     with pytest.raises(ValueError, match="did you mean"):
         module.build_model("full", outputs=["res3"])
+
+
+def test_data_layer_transform_param_becomes_preprocess(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text(
+        'layer { name: "d" type: "Data" top: "data" top: "label" include { phase: TEST }\n'
+        "  transform_param { scale: 0.5 mean_value: 10 mean_value: 20 mean_value: 30 "
+        "crop_size: 3 mirror: true }\n"
+        '  data_param { source: "x" batch_size: 2 } }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+        "inner_product_param { num_output: 2 } }\n"
+    )
+    _, plan, module, _ = convert(str(path), tmp_path / "out", input_shapes={"data": (2, 3, 3, 3)})
+    x = np.random.default_rng(0).uniform(0, 255, (2, 5, 6, 3)).astype(np.float32)
+    got = np.asarray(module.preprocess(x))
+    # Caffe's DataTransformer, TEST phase: centre crop at ((5-3)//2, (6-3)//2), no mirror
+    want = (x[:, 1:4, 1:4, :] - np.array([10, 20, 30], np.float32)) * 0.5
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert [b.name for b in plan.model_inputs] == ["data"]
