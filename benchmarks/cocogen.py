@@ -1,0 +1,385 @@
+"""CoCo-Gen kernels vs stock TensorFlow Lite, our dense kernel and a CSR kernel.
+
+Usage::
+
+    python benchmarks/cocogen.py [--quick] [--out DIR] [--networks vgg16_cifar,resnet50_3x3]
+
+Networks come from ``benchmarks/shapes/*.txt``. Weights are random (He normal), projected onto
+the 8 most frequent 4-tap patterns and pruned at connectivity 3.6× (9/4 × 3.6 = 8.1× fewer MACs).
+
+Contenders, all on the same pruned weights, batch 1, float32:
+
+- ours: the generated pattern kernel (FKW), tiling autotuned at 1 thread among a few candidates;
+- tflite: the same layer (or conv stack) converted with ``tf.lite.TFLiteConverter`` and run by
+  ``tf.lite.Interpreter(num_threads=n)``: its default XNNPACK path, dense;
+- dense: our generated dense kernel (same code generator, one 9-tap pattern, every kernel);
+- csr: our generated CSR kernel (same workspace and tiles, tap offsets read per non-zero).
+
+Method: per layer, all contenders are timed interleaved (one sample of each in turn, each sample
+enough back-to-back calls to last ~2 ms, ~20 ms for whole networks: steady state) and each
+keeps its minimum over N rounds. Whole network: VGG-16 runs the conv stack as a chain (our
+kernels + our C 2×2 max pool vs the whole stack converted to one TFLite model); ResNet-50's
+3×3 convolutions are not a chain, so its whole-network figure is Σ count × per-layer time for
+every contender.
+
+``bound_fraction = (tflite_1t / ours_1t) / (dense_MACs / pruned_MACs)``: the share of the
+speedup that the MAC reduction allows at TFLite's own efficiency. Writes ``cocogen.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# OpenMP threads spin ~20k iterations at a barrier before sleeping (libgomp's default is 300k):
+# on a 2-core machine shared with other processes, long spinning starves the peer thread.
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")
+
+from cocotune.cocogen.autotune import time_interleaved  # noqa: E402
+from cocotune.cocogen.bench import TFLiteRunner, conv_model, tflite_bytes, write_json  # noqa: E402
+from cocotune.cocogen.build import build_library, isa_tag  # noqa: E402
+from cocotune.cocogen.emit_c import render_library  # noqa: E402
+from cocotune.cocogen.fkw import encode  # noqa: E402
+from cocotune.cocogen.kernel_spec import KernelSpec, candidate_tiles  # noqa: E402
+from cocotune.cocogen.patterns import project_layer, select_library  # noqa: E402
+from cocotune.cocogen.runtime import (
+    KernelLibrary,
+    aligned_empty,
+    kernel_data,
+    nhwc_to_chw,
+)  # noqa: E402
+
+SHAPES = Path(__file__).resolve().parent / "shapes"
+PATTERNS = 8
+CONNECTIVITY = 3.6
+
+
+def read_shapes(name: str, quick: bool) -> list:
+    """Lines of a shapes file -> [('conv', name, cin, h, w, cout, stride, padding, count) | ('pool',)]."""
+    out = []
+    for line in (SHAPES / f"{name}.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if parts[0] == "pool":
+            out.append(("pool",))
+            continue
+        n, cin, h, w, cout, s, pad = parts[:7]
+        count = int(parts[7]) if len(parts) > 7 else 1
+        cin, h, w, cout, s = int(cin), int(h), int(w), int(cout), int(s)
+        if quick:  # channels / 8 (first layer keeps its 3), spatial / 2 (VGG) or / 4 (ResNet)
+            div = 4 if h >= 14 and "resnet" in name else 2
+            cin = cin if cin <= 3 else max(4, cin // 8)
+            cout = max(4, cout // 8)
+            h, w = max(1, h // div), max(1, w // div)
+        out.append(("conv", n, cin, h, w, cout, s, pad, count))
+    return out
+
+
+def chain_shapes(rows):
+    """Fix input sizes along a chain (quick mode shrinks them independently)."""
+    h = w = None
+    fixed = []
+    for r in rows:
+        if r[0] == "pool":
+            h, w = h // 2, w // 2
+            fixed.append(r)
+            continue
+        _, n, cin, h0, w0, cout, s, pad, count = r
+        if h is None:
+            h, w = h0, w0
+        fixed.append(("conv", n, cin, h, w, cout, s, pad, count))
+        h, w = (-(-h // s), -(-w // s)) if pad == "same" else ((h - 3) // s + 1, (w - 3) // s + 1)
+    return fixed
+
+
+def bench_network(name: str, quick: bool, rounds: int, log, keep: bool = False) -> dict:
+    rows = read_shapes(name, quick)
+    is_chain = any(r[0] == "pool" for r in rows)
+    if is_chain:
+        rows = chain_shapes(rows)
+    convs = [r for r in rows if r[0] == "conv"]
+    rng = np.random.default_rng(0)
+    weights = []
+    for _, n, cin, h, w, cout, s, pad, count in convs:
+        k = (rng.standard_normal((3, 3, cin, cout)) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
+        weights.append((k, (rng.standard_normal(cout) * 0.01).astype(np.float32)))
+    lib = select_library([k for k, _ in weights], PATTERNS)
+    pruned = []
+    for k, b in weights:  # rescale to the dense norm so activations keep their scale in a chain
+        p = project_layer(k, lib, CONNECTIVITY).kernel
+        pruned.append((p * np.float32(np.sqrt(np.sum(k**2) / np.sum(p**2))), b))
+    isa = isa_tag()
+    limit = 2 if quick else 6
+    cands = {}  # (layer index, kind) -> [spec]
+    for i, (r, (k, b)) in enumerate(zip(convs, pruned)):
+        _, n, cin, h, w, cout, s, pad, count = r
+        for kind in ("pattern", "dense", "csr"):
+            base = KernelSpec(kind, cin, h, w, cout, s, pad, lib, True, index=i, isa=isa)
+            cands[i, kind] = [base.with_tile(t) for t in candidate_tiles(base, limit)]
+    t0 = time.time()
+    work = tempfile.mkdtemp(prefix=f"cocogen_bench_{name}_")
+    libso = KernelLibrary(
+        build_library(render_library([s for v in cands.values() for s in v]), work)
+    )
+    log(
+        f"[{name}] built {sum(len(v) for v in cands.values())} kernels in {time.time() - t0:.1f} s ({work})"
+    )
+
+    # autotune every (layer, kind) at 1 thread, and ours at 2 threads too
+    chosen = {}
+    for (i, kind), specs in cands.items():
+        k, b = pruned[i]
+        x = rng.standard_normal((specs[0].cin, specs[0].h, specs[0].w)).astype(np.float32)
+        ks = [libso.kernel(s, kernel_data(s, k, b)) for s in specs]
+        outs = [np.empty(kk.out_shape, np.float32) for kk in ks]
+        for nt in (1, 2) if kind == "pattern" else (1,):
+            ts = time_interleaved(
+                [(lambda kk=kk, o=o: kk(x, nt, o)) for kk, o in zip(ks, outs)],
+                rounds=1 if quick else 3,
+            )
+            chosen[i, kind, nt] = ks[int(np.argmin(ts))]
+        if kind != "pattern":
+            chosen[i, kind, 2] = chosen[i, kind, 1]
+
+    layers = []
+    for i, (r, (k, b)) in enumerate(zip(convs, pruned)):
+        _, n, cin, h, w, cout, s, pad, count = r
+        ours, ours2 = chosen[i, "pattern", 1], chosen[i, "pattern", 2]
+        spec = ours.spec
+        x = rng.standard_normal((1, h, w, cin)).astype(np.float32)
+        xc = nhwc_to_chw(x)
+        content = tflite_bytes(conv_model((h, w, cin), k, b, s, pad, True))
+        t1, t2 = TFLiteRunner(None, 1, content), TFLiteRunner(None, 2, content)
+        ref = t1(x)[0]
+        got = ours(xc, 1).transpose(1, 2, 0)
+        err = float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1.0)))
+        o = [np.empty(ours.out_shape, np.float32) for _ in range(4)]
+        fns = {
+            "ours_1t": lambda: ours(xc, 1, o[0]),
+            "ours_2t": lambda: ours2(xc, 2, o[1]),
+            "tflite_1t": t1.invoke,
+            "tflite_2t": t2.invoke,
+            "dense_1t": lambda: chosen[i, "dense", 1](xc, 1, o[2]),
+            "csr_1t": lambda: chosen[i, "csr", 1](xc, 1, o[3]),
+        }
+        t1.set(x)
+        t2.set(x)
+        ts = dict(zip(fns, time_interleaved(list(fns.values()), rounds=rounds)))
+        fkw = encode(k, b, lib)
+        macs_pruned = int(np.count_nonzero(k)) * spec.ho * spec.wo
+        bound = spec.macs_dense / max(macs_pruned, 1)
+        row = {
+            "name": n,
+            "count": count,
+            "shape": [cin, h, w, cout, s, pad],
+            "kernel": spec.name,
+            "tile": spec.tile.tag,
+            "tile_2t": ours2.spec.tile.tag,
+            "seconds": ts,
+            "macs_dense": spec.macs_dense,
+            "macs_pruned": macs_pruned,
+            "mac_reduction": bound,
+            "max_rel_err_vs_tflite": err,
+            "speedup_vs_tflite_1t": ts["tflite_1t"] / ts["ours_1t"],
+            "speedup_vs_tflite_2t": ts["tflite_2t"] / ts["ours_2t"],
+            "speedup_vs_dense_1t": ts["dense_1t"] / ts["ours_1t"],
+            "speedup_vs_csr_1t": ts["csr_1t"] / ts["ours_1t"],
+            "fkw_bytes": fkw.nbytes,
+            "csr_bytes": fkw.csr_nbytes,
+            "gflops_effective_1t": 2 * macs_pruned / ts["ours_1t"] / 1e9,
+            "tflite_gflops_1t": 2 * spec.macs_dense / ts["tflite_1t"] / 1e9,
+        }
+        row["bound_fraction"] = row["speedup_vs_tflite_1t"] / bound
+        layers.append(row)
+        log(
+            f"[{name}] {n:>8} {cin:>3}x{h}x{w}->{cout} s{s}: ours {ts['ours_1t'] * 1e3:.3f}/{ts['ours_2t'] * 1e3:.3f} ms, "
+            f"tflite {ts['tflite_1t'] * 1e3:.3f}/{ts['tflite_2t'] * 1e3:.3f} ms, dense {ts['dense_1t'] * 1e3:.3f}, "
+            f"csr {ts['csr_1t'] * 1e3:.3f} | x{row['speedup_vs_tflite_1t']:.2f} (1t) x{row['speedup_vs_tflite_2t']:.2f} (2t) "
+            f"bound {row['bound_fraction']:.0%} [{spec.tile.tag}] err {err:.1e}"
+        )
+
+    # whole network
+    if is_chain:
+        import keras
+
+        inp = keras.Input((convs[0][3], convs[0][4], convs[0][2]), batch_size=1)
+        y, ci, conv_layers = inp, 0, []
+        for r in rows:
+            if r[0] == "pool":
+                y = keras.layers.MaxPooling2D(2)(y)
+            else:
+                layer = keras.layers.Conv2D(r[5], 3, strides=r[6], padding=r[7], activation="relu")
+                y = layer(y)
+                conv_layers.append(layer)
+        stack = keras.Model(inp, y)
+        for layer, (k, b) in zip(conv_layers, pruned):
+            layer.set_weights([k, b])
+        content = tflite_bytes(stack)
+        t1, t2 = TFLiteRunner(None, 1, content), TFLiteRunner(None, 2, content)
+        x = rng.standard_normal((1, *stack.input_shape[1:])).astype(np.float32)
+        t1.set(x)
+        t2.set(x)
+
+        def chain(kind, nt):
+            """The stack as one chain: one shared workspace, preallocated activations."""
+            ks = [chosen[ci, kind, nt] for ci in range(len(convs))]
+            bufs, pools, shape = [], [], None
+            for r in rows:
+                if r[0] == "pool":
+                    c, hh, ww = shape
+                    shape = (c, hh // 2, ww // 2)
+                    pools.append(np.empty(shape, np.float32))
+                else:
+                    kk = ks[len(bufs)]
+                    shape = kk.out_shape
+                    bufs.append(np.empty(shape, np.float32))
+
+            def run():
+                cur, ci, pi = nhwc_to_chw(x), 0, 0
+                for r in rows:
+                    if r[0] == "pool":
+                        cur = libso.maxpool2x2(cur, nt, pools[pi])
+                        pi += 1
+                    else:
+                        cur = ks[ci](cur, nt, bufs[ci])
+                        ci += 1
+                return cur
+
+            return run
+
+        shared_ws = aligned_empty(max(kk.spec.workspace_floats for kk in chosen.values()))
+        for kk in chosen.values():  # chains run one at a time: all kernels share one workspace
+            kk.use_workspace(shared_ws)
+        ref = t1(x)[0]
+        got = chain("pattern", 1)().transpose(1, 2, 0)
+        # activations shrink through 13 pruned random layers: compare to the output's own scale
+        err = float(np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+        if not np.any(ref):
+            raise RuntimeError("the reference output of the stack is all zeros: check the weights")
+        fns = {
+            "ours_1t": chain("pattern", 1),
+            "ours_2t": chain("pattern", 2),
+            "tflite_1t": t1.invoke,
+            "tflite_2t": t2.invoke,
+            "dense_1t": chain("dense", 1),
+            "csr_1t": chain("csr", 1),
+        }
+        # samples of >= 20 ms of back-to-back inferences: the steady state of a model that runs
+        # repeatedly (its pruned weights, ~9 MB for VGG-16, stay in L3), not the cache refill
+        # after the other contenders (TFLite's dense weights are 59 MB) ran
+        whole = dict(zip(fns, time_interleaved(list(fns.values()), rounds=rounds, min_time=0.02)))
+        method = (
+            "chain: conv stack with 2x2 max pools, one TFLite model vs our kernels + C max pool"
+        )
+    else:
+        err = max(r["max_rel_err_vs_tflite"] for r in layers)
+        whole = {
+            key: sum(r["count"] * r["seconds"][key] for r in layers) for key in layers[0]["seconds"]
+        }
+        method = "sum over the 3x3 convolutions of count x per-layer time"
+    macs_d = sum(r["count"] * r["macs_dense"] for r in layers)
+    macs_p = sum(r["count"] * r["macs_pruned"] for r in layers)
+    fr = [r["bound_fraction"] for r in layers]
+    net = {
+        "whole_network_method": method,
+        "seconds": whole,
+        "max_rel_err_vs_tflite": err,
+        "speedup_vs_tflite_1t": whole["tflite_1t"] / whole["ours_1t"],
+        "speedup_vs_tflite_2t": whole["tflite_2t"] / whole["ours_2t"],
+        "speedup_vs_dense_1t": whole["dense_1t"] / whole["ours_1t"],
+        "speedup_vs_csr_1t": whole["csr_1t"] / whole["ours_1t"],
+        "mac_reduction": macs_d / macs_p,
+        "bound_fraction_whole": (whole["tflite_1t"] / whole["ours_1t"]) / (macs_d / macs_p),
+        "bound_fraction_min": float(min(fr)),
+        "bound_fraction_mean": float(np.mean(fr)),
+        "fkw_bytes": int(sum(r["count"] * r["fkw_bytes"] for r in layers)),
+        "csr_bytes": int(sum(r["count"] * r["csr_bytes"] for r in layers)),
+        "macs_dense": macs_d,
+        "macs_pruned": macs_p,
+        "patterns": lib.to_json(),
+        "layers": layers,
+    }
+    net["fkw_over_csr"] = net["fkw_bytes"] / net["csr_bytes"]
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    log(
+        f"[{name}] whole: ours {whole['ours_1t'] * 1e3:.3f}/{whole['ours_2t'] * 1e3:.3f} ms, tflite "
+        f"{whole['tflite_1t'] * 1e3:.3f}/{whole['tflite_2t'] * 1e3:.3f} ms -> x{net['speedup_vs_tflite_1t']:.2f} (1t), "
+        f"x{net['speedup_vs_tflite_2t']:.2f} (2t); vs dense x{net['speedup_vs_dense_1t']:.2f}, vs csr "
+        f"x{net['speedup_vs_csr_1t']:.2f}; bound fraction min {net['bound_fraction_min']:.0%} mean "
+        f"{net['bound_fraction_mean']:.0%}; FKW/CSR {net['fkw_over_csr']:.3f}"
+    )
+    return net
+
+
+def _loadavg():
+    """1/5/15-minute load averages: other processes on a 2-core machine skew 2-thread figures."""
+    try:
+        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small shapes (channels / 8, smaller images), fewer tiles",
+    )
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent / "results"), help="output directory"
+    )
+    ap.add_argument("--networks", default="vgg16_cifar,resnet50_3x3")
+    ap.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 9, quick 3)"
+    )
+    ap.add_argument(
+        "--keep-build", action="store_true", help="keep the generated C and .so (in /tmp)"
+    )
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 9)
+    t0 = time.time()
+    res = {
+        "method": __doc__.split("Method: ", 1)[1].split("\n\n")[0].replace("\n", " "),
+        "bound_fraction_definition": "(tflite_1t_time / our_1t_time) / (dense_MACs / pruned_MACs)",
+        "pruning": {"patterns": PATTERNS, "connectivity": CONNECTIVITY, "taps": 4},
+        "quick": args.quick,
+        "rounds": rounds,
+        "machine": {
+            "loadavg_before": _loadavg(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "isa": isa_tag(),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+        },
+        "networks": {},
+    }
+    for name in args.networks.split(","):
+        res["networks"][name] = bench_network(
+            name, args.quick, rounds, lambda m: print(m, flush=True), keep=args.keep_build
+        )
+    res["elapsed_seconds"] = time.time() - t0
+    res["machine"]["loadavg_after"] = _loadavg()
+    p = write_json(res, Path(args.out) / "cocogen.json")
+    print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Render the C sources of a kernel library from :class:`KernelSpec` s with Jinja2.
+
+Templates receive a prepared context (:func:`kernel_context`): every bound, offset and pattern
+tap is worked out here, so the templates only loop and branch over constants. Each kernel goes
+into its own ``.c`` file (gcc compiles them in parallel); ``kernel_table.c`` enumerates them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from cocotune.cocogen.kernel_spec import VW, KernelSpec, filter_block_bounds
+from cocotune.cocogen.patterns import PatternLibrary
+
+__all__ = [
+    "templates_dir",
+    "environment",
+    "kernel_context",
+    "render_kernel",
+    "render_table",
+    "render_library",
+]
+
+
+def templates_dir() -> Path:
+    """The C templates directory (``codegen_templates/c``, installed as package data)."""
+    from cocotune.resources import templates_dir as root
+
+    return Path(str(root())) / "c"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _version() -> str:
+    try:
+        from cocotune import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "?"
+
+
+def _valid_range(n_out: int, n_in: int, stride: int, shift: int) -> tuple[int, int]:
+    """Output positions x in [lo, hi) with 0 <= stride*x + shift < n_in, clamped to [0, n_out]."""
+    lo = max(0, -(-(-shift) // stride)) if shift < 0 else 0
+    hi = min(n_out, (n_in - 1 - shift) // stride + 1) if n_in - 1 - shift >= 0 else 0
+    return lo, max(lo, hi)
+
+
+def kernel_context(spec: KernelSpec) -> dict:
+    """Everything ``conv3x3_pattern.c.j2`` needs, as plain values."""
+    t = spec.tile
+    row = t.mode == "row"
+    s = spec.stride
+    if row:
+        copies = []
+        for dx in range(3):
+            shift = dx - spec.pad_left
+            lo, hi = _valid_range(spec.wv, spec.w, s, shift)
+            copies.append({"dx": dx, "shift": shift, "lo": lo, "hi": hi})
+    else:
+        copies = []
+        for dy in range(3):
+            for dx in range(3):
+                shift = dx - spec.pad_left
+                lo, hi = _valid_range(spec.wo, spec.w, s, shift)
+                copies.append(
+                    {
+                        "dy": dy,
+                        "dx": dx,
+                        "shift": shift,
+                        "lo": lo,
+                        "hi": hi,
+                        "plane": (dy * 3 + dx) * spec.pv,
+                    }
+                )
+    lib = PatternLibrary.dense() if spec.kind == "dense" else spec.library
+    patterns = []
+    if spec.kind != "csr":
+        for pid, taps in enumerate(lib.patterns):
+            patterns.append(
+                {
+                    "id": pid,
+                    "taps_str": "{" + ",".join(map(str, taps)) + "}",
+                    "taps": [
+                        {"tap": tp, "off": spec.tap_offset(tp // 3, tp % 3), "set": i % t.acc}
+                        for i, tp in enumerate(taps)
+                    ],
+                }
+            )
+    nv = spec.nv
+    tv = min(t.tv, nv)
+    tr = min(t.tr, spec.ho) if row else 1
+    n_full_rows, tail_rows = (spec.ho // tr, spec.ho % tr) if row else (1, 0)
+    n_full_x, tail_v = nv // tv, nv % tv
+    tiles = []
+    for r in [tr] + ([tail_rows] if tail_rows else []):
+        for v in ([tv] if n_full_x else []) + ([tail_v] if tail_v else []):
+            tiles.append({"tr": r, "tv": v})
+    return {
+        "name": spec.name,
+        "prefix": spec.name.upper(),
+        "kind": spec.kind,
+        "cin": spec.cin,
+        "h": spec.h,
+        "w": spec.w,
+        "cout": spec.cout,
+        "ho": spec.ho,
+        "wo": spec.wo,
+        "stride": s,
+        "padding": spec.padding,
+        "pad_top": spec.pad_top,
+        "pad_left": spec.pad_left,
+        "relu": spec.relu,
+        "mode": t.mode,
+        "tr": tr,
+        "tv": tv,
+        "acc": t.acc if spec.kind != "csr" else 1,
+        "ku": t.ku if spec.kind != "csr" else 1,
+        "fb": t.fb,
+        "fb_bounds": [int(x) for x in filter_block_bounds(spec.cout, t.fb)],
+        "n_chunks": spec.pv // (VW * t.tv) if t.order == "is" else 1,
+        "order": t.order if (row or t.order == "is") else "fy",
+        "hr": spec.hr,
+        "wv": spec.wv,
+        "pv": spec.pv,
+        "channel_stride": spec.channel_stride,
+        "workspace_floats": spec.workspace_floats,
+        "copies": copies,
+        "patterns": patterns,
+        "taps": lib.taps,
+        "tiles": tiles,
+        "row_step": spec.row_step if row else 0,
+        "out_row": spec.wo if row else 0,
+        "xlen": spec.wo if row else spec.ho * spec.wo,
+        "n_full_rows": n_full_rows,
+        "tail_rows": tail_rows,
+        "n_row_tiles": n_full_rows + (1 if tail_rows else 0),
+        "n_full_x": n_full_x,
+        "tail_v": tail_v,
+        "gstride": 1 if spec.kind == "csr" else len(lib) + 1,
+        "vw": VW,
+    }
+
+
+def _header(template: str, source: str | None) -> str:
+    return (
+        environment()
+        .get_template("file_header.c.j2")
+        .render(template=template, version=_version(), source=source)
+    )
+
+
+def render_kernel(spec: KernelSpec, source: str | None = None) -> str:
+    """The C source of one kernel (with the file header)."""
+    name = "conv3x3_is.c.j2" if spec.tile.order == "is" else "conv3x3_pattern.c.j2"
+    body = environment().get_template(name).render(k=kernel_context(spec))
+    return _header(name, source) + "\n" + body
+
+
+def render_table(specs: list[KernelSpec], source: str | None = None) -> str:
+    """The enumerator file (one row per kernel) plus the small runtime helpers."""
+    rows = [kernel_context(s) for s in specs]
+    body = environment().get_template("kernel_table.c.j2").render(kernels=rows)
+    return _header("kernel_table.c.j2", source) + "\n" + body
+
+
+def render_library(specs: list[KernelSpec], source: str | None = None) -> dict[str, str]:
+    """File name -> C text for a whole library: one file per kernel plus ``kernel_table.c``."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate kernel names: {dup}")
+    files = {f"{s.name}.c": render_kernel(s, source) for s in specs}
+    files["kernel_table.c"] = render_table(specs, source)
+    return files

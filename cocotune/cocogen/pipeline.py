@@ -1,0 +1,297 @@
+"""``cocogen compile``: a Keras model -> FKW weights, C sources, a kernel library, a report.
+
+Build directory::
+
+    build/
+      build.json              the report: every layer, qualifying or not (and why), kernel names,
+                              tiles, FKW and CSR bytes, autotuning times
+      model.keras             a copy of the compiled model (the stock runtime runs the rest)
+      <layer>.fkw             FKW weights of each qualifying layer
+      src/*.c                 generated sources (one file per kernel, kernel_table.c)
+      libcocogen_model.so     the kernels, callable through ctypes (cocotune.cocogen.runtime)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cocotune.cocogen.build import build_library, isa_tag, native_flags, portable_flags
+from cocotune.cocogen.emit_c import render_library
+from cocotune.cocogen.errors import CocogenError, NoQualifyingLayerError
+from cocotune.cocogen.fkw import encode, read_fkw, write_fkw
+from cocotune.cocogen.kernel_spec import KernelSpec, default_tile
+from cocotune.cocogen.model import analyse_model, is_chain
+from cocotune.cocogen.runtime import (
+    KernelLibrary,
+    aligned_empty,
+    chw_to_nhwc,
+    kernel_data,
+    nhwc_to_chw,
+)
+
+__all__ = ["compile_model", "load_model", "Build", "load_build", "LIB_NAME", "REPORT"]
+
+LIB_NAME = "libcocogen_model.so"
+REPORT = "build.json"
+
+
+def load_model(path: str | Path):
+    """Load a Keras model file, turning every failure into a :class:`CocogenError`."""
+    p = Path(path)
+    if not p.exists():
+        raise CocogenError(f"model '{path}' does not exist")
+    if p.is_dir():
+        raise CocogenError(f"model '{path}' is a directory; pass the .keras file")
+    import keras
+
+    try:
+        return keras.models.load_model(p, compile=False)
+    except Exception as exc:  # keras raises many types for unreadable files
+        raise CocogenError(
+            f"cannot load Keras model '{path}': {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def compile_model(
+    model_path: str | Path,
+    out_dir: str | Path,
+    max_patterns: int = 8,
+    tune: bool = True,
+    threads: int = 1,
+    native: bool = True,
+    log=print,
+) -> dict:
+    """Compile every qualifying layer of the model at ``model_path`` into ``out_dir``.
+
+    Returns the report written to ``build.json``.
+
+    Raises:
+        NoQualifyingLayerError: no layer qualifies (the notes say why, layer by layer).
+    """
+    model = load_model(model_path)
+    verdicts = analyse_model(model, max_patterns)
+    good = [v for v in verdicts if v.qualifies]
+    if not good:
+        raise NoQualifyingLayerError(
+            f"no layer of '{model_path}' can be compiled to a pattern kernel",
+            notes=[f"{v.name} ({v.type}): {v.reason}" for v in verdicts]
+            or ["the model has no layers"],
+        )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CocogenError(f"output '{out_dir}' exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    isa = isa_tag(native)
+    specs = []
+    for i, v in enumerate(verdicts):
+        if not v.qualifies:
+            continue
+        h, w, c = v.input_shape
+        base = KernelSpec(
+            "pattern",
+            c,
+            h,
+            w,
+            v.kernel.shape[3],
+            v.stride,
+            v.padding,
+            v.library,
+            v.relu,
+            index=i,
+            isa=isa,
+        )
+        specs.append((v, base.with_tile(default_tile(base))))
+    tuned = {}
+    if tune:
+        from cocotune.cocogen.autotune import tune as run_tune
+
+        with tempfile.TemporaryDirectory(prefix="cocogen_tune_") as tmp:
+            res = run_tune(
+                [(s, v.kernel, v.bias) for v, s in specs], tmp, nthreads=threads, native=native
+            )
+        for (v, _), r in zip(specs, res):
+            tuned[v.name] = r
+        specs = [(v, tuned[v.name].best) for v, _ in specs]
+    files = render_library([s for _, s in specs], source=Path(model_path).name)
+    src = out / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    lib = build_library(files, src, LIB_NAME, native=native)
+    shutil.move(str(lib), out / LIB_NAME)
+    if Path(model_path).resolve() != (out / "model.keras").resolve():
+        shutil.copyfile(model_path, out / "model.keras")
+    layers = []
+    spec_of = {v.name: s for v, s in specs}
+    for v in verdicts:
+        row = {"name": v.name, "type": v.type, "qualifies": v.qualifies}
+        if not v.qualifies:
+            row["runtime"] = "stock"
+            row["reason"] = v.reason
+        else:
+            s = spec_of[v.name]
+            layer = encode(v.kernel, v.bias, v.library)
+            fname = f"{_safe(v.name)}.fkw"
+            write_fkw(layer, out / fname)
+            row.update(
+                runtime="cocogen",
+                kernel=s.name,
+                spec=s.to_json(),
+                fkw=fname,
+                patterns=len(v.library),
+                kernels_kept=layer.n_kernels,
+                kernels_total=s.cin * s.cout,
+                fkw_bytes=layer.nbytes,
+                csr_bytes=layer.csr_nbytes,
+                macs_dense=s.macs_dense,
+                macs_pruned=int(np.count_nonzero(v.kernel)) * s.ho * s.wo,
+            )
+            if v.name in tuned:
+                row["tuning_seconds"] = tuned[v.name].times
+        layers.append(row)
+    report = {
+        "model": "model.keras",
+        "source": str(model_path),
+        "library": LIB_NAME,
+        "isa": isa,
+        "cflags": native_flags() if native else portable_flags(),
+        "chain": is_chain(model),
+        "layers": layers,
+        "stock_layers": [r["name"] for r in layers if not r["qualifies"]],
+    }
+    (out / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@dataclass
+class Build:
+    """A loaded build directory: the report, the library and one bound kernel per layer."""
+
+    path: Path
+    report: dict
+    library: KernelLibrary
+    kernels: dict  # layer name -> runtime.Kernel
+    _model: object = None
+    _buffers: dict = None
+    _tflite: dict = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.path / self.report["model"])
+        return self._model
+
+    def run(self, x_nhwc: np.ndarray, nthreads: int = 1, stock: str = "keras") -> np.ndarray:
+        """The whole model on a batch: our kernels for compiled layers, the stock runtime for the
+        rest: ``stock='keras'`` calls the Keras layer, ``'tflite'`` runs it as a one-layer
+        TFLite model (stock interpreter, ``nthreads`` threads; what ``cocogen bench`` times).
+
+        Only for Sequential-like chains. Activations stay CHW between consecutive kernels (and
+        through ReLU / 2×2 max pooling, done here); they are converted to NHWC for stock layers.
+        """
+        if stock not in ("keras", "tflite"):
+            raise ValueError(f"stock must be 'keras' or 'tflite', got {stock!r}")
+        if not self.report.get("chain"):
+            raise CocogenError(
+                "the compiled model is not a chain of layers; run its kernels one by one"
+            )
+        return np.concatenate(
+            [self._run_one(x[None], nthreads, stock) for x in np.asarray(x_nhwc, np.float32)]
+        )
+
+    def _stock_tflite(self, layer, nthreads):
+        """A one-layer TFLite model of ``layer`` (cached per layer and thread count)."""
+        import keras
+
+        from cocotune.cocogen.bench import TFLiteRunner, tflite_bytes
+
+        if self._tflite is None:
+            self._tflite = {}
+        key = (layer.name, nthreads)
+        if key not in self._tflite:
+            inp = keras.Input(batch_shape=(1, *layer.input.shape[1:]))
+            clone = type(layer).from_config(layer.get_config())
+            m = keras.Model(inp, clone(inp))
+            clone.set_weights(layer.get_weights())
+            content = next(
+                (r.content for (n, _), r in self._tflite.items() if n == layer.name), None
+            )
+            self._tflite[key] = TFLiteRunner(None, nthreads, content or tflite_bytes(m))
+        return self._tflite[key]
+
+    def _run_one(self, x, nthreads, stock="keras"):
+        import keras
+
+        if self._buffers is None:  # one shared workspace, one output buffer per kernel
+            need = max(k.spec.workspace_floats for k in self.kernels.values())
+            ws = aligned_empty(need)
+            for k in self.kernels.values():
+                k.use_workspace(ws)
+            self._buffers = {n: np.empty(k.out_shape, np.float32) for n, k in self.kernels.items()}
+        cur, chw = np.asarray(x, np.float32), False
+        for layer in self.model.layers:
+            if type(layer).__name__ == "InputLayer":
+                continue
+            k = self.kernels.get(layer.name)
+            if k is not None:
+                if not chw:
+                    cur, chw = nhwc_to_chw(cur), True
+                cur = k(cur, nthreads, self._buffers[layer.name])
+                continue
+            if chw and type(layer).__name__ == "ReLU" and not layer.get_config().get("max_value"):
+                cur = np.maximum(cur, 0)
+                continue
+            if (
+                chw
+                and isinstance(layer, keras.layers.MaxPooling2D)
+                and tuple(layer.pool_size) == (2, 2)
+                and tuple(layer.strides) == (2, 2)
+                and layer.padding == "valid"
+            ):
+                cur = self.library.maxpool2x2(np.ascontiguousarray(cur), nthreads)
+                continue
+            if chw:
+                cur, chw = chw_to_nhwc(cur), False
+            if stock == "tflite":
+                cur = self._stock_tflite(layer, nthreads)(cur)
+            else:
+                cur = np.asarray(layer(cur))
+        return chw_to_nhwc(cur) if chw else np.array(cur)
+
+
+def load_build(path: str | Path) -> Build:
+    """Open a build directory written by :func:`compile_model`.
+
+    Raises:
+        CocogenError: not a build directory, or its files do not match the report.
+    """
+    p = Path(path)
+    rep = p / REPORT
+    if not rep.is_file():
+        raise CocogenError(
+            f"'{path}' is not a cocogen build directory (no {REPORT}; run 'cocotune cocogen compile')"
+        )
+    try:
+        report = json.loads(rep.read_text())
+    except json.JSONDecodeError as exc:
+        raise CocogenError(f"'{rep}' is not valid JSON: {exc}") from None
+    lib = KernelLibrary(p / report["library"])
+    kernels = {}
+    for row in report["layers"]:
+        if not row["qualifies"]:
+            continue
+        spec = KernelSpec.from_json(row["spec"])
+        fkw = read_fkw(p / row["fkw"])
+        dense = fkw.to_dense()
+        kernels[row["name"]] = lib.kernel(spec, kernel_data(spec, dense, fkw.bias, fkw))
+    return Build(p, report, lib, kernels)

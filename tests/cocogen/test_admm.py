@@ -1,0 +1,51 @@
+"""ADMM pruning: the distance to the constraint set falls, masked retraining keeps zeros zero."""
+
+import numpy as np
+
+from cocotune.cocogen.admm import ADMMConfig, admm_prune, constraint_distance, prunable_layers
+from cocotune.cocogen.patterns import kernels_of
+
+
+def _small(digits, n=600):
+    xtr, ytr, xte, yte = digits
+    return xtr[:n], ytr[:n], xte[:200], yte[:200]
+
+
+def test_admm_reduces_distance_and_keeps_zeros(trained_model_path, digits):
+    import keras
+
+    m = keras.models.load_model(trained_model_path)
+    cfg = ADMMConfig(
+        patterns=4, connectivity=2.0, admm_epochs=3, retrain_epochs=1, rho0=1e-2, rho_mult=3.0
+    )
+    rep = admm_prune(m, _small(digits), cfg, log=lambda *a: None)
+    assert rep.distance_history[-1] < rep.distance_before
+    assert rep.layers == ["conv1", "conv2", "conv3"]
+    for i, layer in enumerate(prunable_layers(m)):
+        w = np.asarray(layer.kernel)
+        mask = rep.masks[layer.name]
+        assert np.all(w[~mask] == 0)  # retraining kept pruned weights at exactly zero
+        assert constraint_distance([w], rep.library, cfg.rate_for(i)) < 1e-6
+        assert (kernels_of(w) != 0).sum(-1).max() <= 4
+    # the first layer has patterns only (9/4), the others patterns and connectivity (9/4 x 2)
+    assert np.count_nonzero(rep.masks["conv1"]) == 4 * 8
+    assert np.count_nonzero(rep.masks["conv2"]) == 4 * 64
+    assert 0.0 <= rep.acc_after_retrain <= 1.0
+    js = rep.to_json()
+    assert set(js["accuracy"]) == {"before", "after_admm", "after_retrain"}
+    assert 2.25 < rep.compression < 4.5
+
+
+def test_first_layer_modes(trained_model_path, digits):
+    import keras
+
+    for mode, first_nnz in (("prune", 4 * 4), ("skip", None)):
+        m = keras.models.load_model(trained_model_path)
+        cfg = ADMMConfig(
+            patterns=4, connectivity=2.0, admm_epochs=1, retrain_epochs=0, first_layer=mode
+        )
+        rep = admm_prune(m, _small(digits, 200), cfg, log=lambda *a: None)
+        if first_nnz is None:
+            assert "conv1" not in rep.masks and rep.layers == ["conv2", "conv3"]
+        else:
+            assert np.count_nonzero(rep.masks["conv1"]) == first_nnz
