@@ -33,6 +33,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/sequitur.py
+	$(PY) benchmarks/convert.py
+	$(PY) benchmarks/gen.py
+	$(PY) benchmarks/mpi_scaling.py
+	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/composability.py
+	$(PY) benchmarks/cocogen.py
 
 # caffe_pb2 is generated from proto/caffe.proto with grpcio-tools and committed.
 proto: $(STAMP)
@@ -48,4 +54,4 @@ lint: $(STAMP)
 	$(PY) -m black --check cocotune tests benchmarks scripts
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo-out

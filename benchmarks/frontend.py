@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cocotune.runtime.results import atomic_write_json
+
 from cocotune.frontend.load import parse_net_text, read_source
 from cocotune.frontend.load import check_supported
 from cocotune.ir.net import build_net
@@ -113,9 +115,7 @@ def main(argv=None) -> int:
         "results": results,
     }
     out = args.out / "frontend.json"
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(report, indent=2) + "\n")
-    tmp_out.replace(out)
+    atomic_write_json(out, report)
     print(f"wrote {out}")
     return 0
 

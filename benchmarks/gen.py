@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cocotune.runtime.results import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 
@@ -68,9 +70,7 @@ def main(argv=None) -> int:
     print(f"tuning blocks: {result['blocks']}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "gen.json"
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-    tmp_path.replace(path)
+    atomic_write_json(path, report)
     print(f"wrote {path}")
     return 0
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cocotune.runtime.results import atomic_write_json
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -78,9 +80,7 @@ def main(argv=None) -> int:
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "mpi_scaling.json"
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-    tmp_path.replace(path)
+    atomic_write_json(path, report)
     print(f"wrote {path}")
     return 0
 

@@ -27,7 +27,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from cocotune._proto import caffe_pb2
-from cocotune.errors import WeightsError
+from cocotune.errors import WeightsError, read_user_bytes
 from cocotune.frontend.upgrade import V0_TYPE_NAMES, V1_TYPE_NAMES
 from cocotune.ir.net import Layer, Net, Shape
 from cocotune.ir.shapes import _scale_param_shape, canonical_axis, conv_geometry, fmt_shape
@@ -297,16 +297,8 @@ def _has_specs(layer: Layer) -> bool:
 
 def _parse_net_parameter(path: str | Path):
     """Read and parse the file, turning each way it can fail into one clear sentence."""
-    p = Path(path)
     shown = str(path)
-    if not p.exists():
-        raise WeightsError(f"cannot read caffemodel '{shown}': no such file")
-    if p.is_dir():
-        raise WeightsError(f"cannot read caffemodel '{shown}': it is a directory")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"cannot read caffemodel '{shown}': {exc.strerror or exc}") from None
+    data = read_user_bytes(path, "caffemodel", WeightsError)
     if not data:
         raise WeightsError(f"caffemodel '{shown}' is empty")
     if _looks_like_text(data):

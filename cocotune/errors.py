@@ -128,22 +128,28 @@ class WeightsError(CocotuneError):
     """A weights file (caffemodel, h5) that is unreadable or does not match the net."""
 
 
+def read_user_bytes(path: str | Path, what: str, error: type[CocotuneError]) -> bytes:
+    """The bytes of a user-supplied file; a missing file, a directory or an unreadable one
+    becomes one sentence in an ``error`` (never an OSError traceback)."""
+    p = Path(path)
+    if not p.exists():
+        raise error(f"cannot read {what} '{path}': no such file")
+    if p.is_dir():
+        raise error(f"cannot read {what} '{path}': it is a directory")
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
+
+
 def read_text_source(path: str | Path, what: str = "file") -> str:
     """Read a user-supplied text file, turning every way it can fail into an InputFileError.
 
     Why not just ``open()``: users pass directories, empty files, caffemodels instead of
     prototxts and Latin-1 files; each deserves one clear sentence, not an OSError traceback.
     """
-    p = Path(path)
     shown = str(path)
-    if not p.exists():
-        raise InputFileError(f"cannot read {what} '{shown}': no such file")
-    if p.is_dir():
-        raise InputFileError(f"cannot read {what} '{shown}': it is a directory")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InputFileError(f"cannot read {what} '{shown}': {exc.strerror or exc}") from None
+    data = read_user_bytes(path, what, InputFileError)
     if not data.strip():
         raise InputFileError(f"{what} '{shown}' is empty")
     if b"\x00" in data[:8192]:

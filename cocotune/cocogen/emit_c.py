@@ -22,6 +22,8 @@ __all__ = [
     "render_kernel",
     "render_table",
     "render_library",
+    "render_delegate",
+    "delegate_headers",
 ]
 
 
@@ -34,13 +36,9 @@ def templates_dir() -> Path:
 
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    from cocotune.convert.render import make_environment
+
+    return make_environment(templates_dir())
 
 
 def _version() -> str:
@@ -186,3 +184,52 @@ def render_library(specs: list[KernelSpec], source: str | None = None) -> dict[s
     files = {f"{s.name}.c": render_kernel(s, source) for s in specs}
     files["kernel_table.c"] = render_table(specs, source)
     return files
+
+
+DELEGATE_HEADERS = ("tflite_abi.h", "cocogen_delegate.h")
+
+
+def delegate_headers() -> dict[str, str]:
+    """The static headers of the TFLite delegate (our minimal TFLite ABI declarations and the
+    interfaces between the delegate's layers), name -> text."""
+    env = environment()
+    return {n: env.get_template(n + ".j2").render() for n in DELEGATE_HEADERS}
+
+
+def render_delegate(
+    layers: list[dict], build_id: str, accepted_runtimes: tuple[str, ...]
+) -> dict[str, str]:
+    """The C sources of the TFLite external delegate around already generated kernels.
+
+    ``layers``: one dict per compiled layer with ``spec`` (its :class:`KernelSpec`), ``layer``
+    (the Keras name), ``hash`` (FNV-1a 64 of the OHWI float32 filter) and ``n_w``, ``n_koff``,
+    ``n_g``, ``n_reorder`` (lengths of its weight arrays, in ``cocogen_weights.bin``).
+    Returns ``delegate_table.c`` (descriptors), ``delegate.c`` (ABI shim) and
+    ``delegate_plugin.c`` (entry points); the headers come from :func:`delegate_headers`.
+    """
+    env = environment()
+    rows = []
+    for r in layers:
+        spec = r["spec"]
+        rows.append(
+            {
+                "k": kernel_context(spec),
+                "layer": r["layer"],
+                "padding_code": 1 if spec.padding == "same" else 2,
+                "hash": int(r["hash"]),
+                "n_w": int(r["n_w"]),
+                "n_koff": int(r["n_koff"]),
+                "n_g": int(r["n_g"]),
+                "n_reorder": int(r["n_reorder"]),
+            }
+        )
+    v = _version()
+    return {
+        "delegate_table.c": env.get_template("delegate_table.c.j2").render(
+            layers=rows, build_id=build_id
+        ),
+        "delegate.c": env.get_template("delegate.c.j2").render(version=v),
+        "delegate_plugin.c": env.get_template("delegate_plugin.c.j2").render(
+            version=v, accepted_runtimes=list(accepted_runtimes)
+        ),
+    }

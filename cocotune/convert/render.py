@@ -14,16 +14,21 @@ import jinja2
 from cocotune.resources import templates_dir
 
 
-@cache
-def environment() -> jinja2.Environment:
+def make_environment(directory) -> jinja2.Environment:
+    """The settings every cocotune code generator uses (Python and C alike)."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.FileSystemLoader(str(directory)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return make_environment(templates_dir())
 
 
 def render(template: str, context: dict[str, Any]) -> str:
