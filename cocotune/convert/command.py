@@ -113,7 +113,7 @@ def verify(net, net_plan, module, caffe_weights, seed: int = 0, batch: int = 2) 
     from cocotune.convert.weights import caffe_to_keras, set_weights
 
     outputs = [b.name for b in net_plan.model_outputs]
-    producers = net_plan.blob_producers()
+    producers = module.SPEC.blob_producers  # what the generated model can expose
     inputs = {b.name for b in net_plan.model_inputs}
     # Blobs that no output depends on (e.g. Crop's reference input) are not in the model.
     in_model = {layer.name for layer in module.build_model("full").layers}

@@ -49,18 +49,6 @@ class NetPlan:
     def var(self, blob: Blob) -> str:
         return self.var_names[blob.name]
 
-    def blob_producers(self) -> dict[str, str]:
-        """Caffe blob name → Keras layer producing its final value (for ``outputs=``)."""
-        out: dict[str, str] = {}
-        for plan in self.plans:
-            if plan.emitter.skip:
-                continue
-            for blob in plan.layer.outputs:
-                if hidden_by_fusion(plan, blob):
-                    continue
-                out[blob.name] = plan.info.get("output_layer", {}).get(blob.name, plan.keras_name)
-        return out
-
 
 def hidden_by_fusion(plan: LayerPlan, blob: Blob) -> bool:
     """A BatchNorm output that exists only inside a fused BatchNorm+Scale Keras layer."""
