@@ -86,20 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands():
     """Subcommand groups that live in their own packages (each has ``register(subparsers)``)."""
+    from cocotune.cocogen.commands import register as cocogen
     from cocotune.convert.command import register as convert
     from cocotune.gen.package import register as gen
     from cocotune.tuning.commands import register as tuning
     from cocotune.tuning.modules import register as modules
 
-    registers = [convert, tuning, modules, gen]
-    try:
-        from cocotune.cocogen.commands import register as cocogen
-    except ModuleNotFoundError as exc:  # pragma: no cover - while the backend is being built
-        if exc.name != "cocotune.cocogen.commands":
-            raise
-    else:
-        registers.append(cocogen)
-    return registers
+    return [convert, tuning, modules, gen, cocogen]
 
 
 # Subcommands that load TensorFlow; its C++ start-up banner goes to stderr before any
