@@ -45,6 +45,13 @@ composability: $(STAMP)
 	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/composability.py
 	$(PY) scripts/readme_results.py
 
+# The TFLite delegate's tests again, with the delegate built under AddressSanitizer (CI runs
+# the same through tests/cocogen/test_delegate.py::test_asan_build).
+asan: $(STAMP)
+	COCOGEN_ASAN=1 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x -p no:cacheprovider --capture=sys \
+	tests/cocogen/test_delegate.py -k "not asan"
+
 # caffe_pb2 is generated from proto/caffe.proto with grpcio-tools and committed.
 proto: $(STAMP)
 	$(PY) scripts/gen_caffe_pb2.py

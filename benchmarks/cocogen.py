@@ -23,7 +23,14 @@ kernels + our C 2×2 max pool vs the whole stack converted to one TFLite model);
 every contender.
 
 ``bound_fraction = (tflite_1t / ours_1t) / (dense_MACs / pruned_MACs)``: the share of the
-speedup that the MAC reduction allows at TFLite's own efficiency. Writes ``cocogen.json``.
+speedup that the MAC reduction allows at TFLite's own efficiency.
+
+Delegate: the same pruned network as one Keras model (VGG-16: the conv stack with its pools;
+ResNet-50: its 3×3 convolutions, each repeated ``count`` times, as independent branches of one
+multi-input model) is compiled with ``cocogen compile`` (tuned at 1 thread; untuned with
+``--quick``) and converted to ``model.tflite``; whole-model latency of the stock interpreter
+(XNNPACK) vs the stock interpreter + ``libcocogen_delegate.so`` at 1 and 2 threads, interleaved
+as above: ``delegate_speedup_{1,2}t = stock / stock+delegate``. Writes ``cocogen.json``.
 """
 
 from __future__ import annotations
@@ -314,6 +321,9 @@ def bench_network(name: str, quick: bool, rounds: int, log, keep: bool = False) 
         "layers": layers,
     }
     net["fkw_over_csr"] = net["fkw_bytes"] / net["csr_bytes"]
+    net["delegate"] = bench_delegate(name, rows, convs, pruned, is_chain, quick, rounds, log)
+    net["delegate_speedup_1t"] = net["delegate"]["delegate_speedup_1t"]
+    net["delegate_speedup_2t"] = net["delegate"]["delegate_speedup_2t"]
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     log(
@@ -324,6 +334,99 @@ def bench_network(name: str, quick: bool, rounds: int, log, keep: bool = False) 
         f"{net['bound_fraction_mean']:.0%}; FKW/CSR {net['fkw_over_csr']:.3f}"
     )
     return net
+
+
+def delegate_model(rows, convs, pruned, is_chain: bool):
+    """The network as one Keras model with the pruned weights (see the module docstring)."""
+    import keras
+
+    if is_chain:
+        inp = keras.Input((convs[0][3], convs[0][4], convs[0][2]), batch_size=1)
+        y, layers = inp, []
+        for r in rows:
+            if r[0] == "pool":
+                y = keras.layers.MaxPooling2D(2)(y)
+            else:
+                layer = keras.layers.Conv2D(r[5], 3, strides=r[6], padding=r[7], activation="relu")
+                y = layer(y)
+                layers.append((layer, len(layers)))
+        model = keras.Model(inp, y)
+    else:
+        inputs, outputs, layers = [], [], []
+        for i, (_, n, cin, h, w, cout, s, pad, count) in enumerate(convs):
+            for j in range(count):
+                inp = keras.Input((h, w, cin), batch_size=1, name=f"{n}_{j}_in")
+                layer = keras.layers.Conv2D(
+                    cout, 3, strides=s, padding=pad, activation="relu", name=f"{n}_{j}"
+                )
+                inputs.append(inp)
+                outputs.append(layer(inp))
+                layers.append((layer, i))
+        model = keras.Model(inputs, outputs)
+    for layer, i in layers:
+        layer.set_weights(list(pruned[i]))
+    return model
+
+
+def bench_delegate(name, rows, convs, pruned, is_chain, quick, rounds, log) -> dict:
+    """Whole-model latency: stock TFLite vs stock TFLite + our delegate, 1 and 2 threads."""
+    from cocotune.cocogen import delegate as dg
+    from cocotune.cocogen.pipeline import compile_model
+
+    work = Path(tempfile.mkdtemp(prefix=f"cocogen_delegate_{name}_"))
+    t0 = time.time()
+    delegate_model(rows, convs, pruned, is_chain).save(work / "model.keras")
+    compile_model(work / "model.keras", work / "build", tune=not quick, log=lambda *a: None)
+    build = work / "build"
+    content = (build / dg.TFLITE_FILE).read_bytes()
+    log(f"[{name}] delegate build in {time.time() - t0:.1f} s ({build})")
+    rng = np.random.default_rng(1)
+    runners, delegates = {}, {}
+    for nt in (1, 2):
+        delegates[nt] = dg.load(build, num_threads=nt)
+        runners[f"stock_{nt}t"] = TFLiteRunner(None, nt, content)
+        runners[f"delegate_{nt}t"] = TFLiteRunner(None, nt, content, [delegates[nt]])
+    inputs = None
+    for r in runners.values():
+        det = r.interp.get_input_details()
+        if inputs is None:
+            inputs = {d["name"]: rng.standard_normal(d["shape"]).astype(np.float32) for d in det}
+        for d in det:
+            r.interp.set_tensor(d["index"], inputs[d["name"]])
+    outs = {}
+    for key, r in runners.items():
+        r.invoke()
+        outs[key] = [r.interp.get_tensor(d["index"]) for d in r.interp.get_output_details()]
+    err = 0.0
+    for a, b in zip(outs["delegate_1t"], outs["stock_1t"]):
+        err = max(err, float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30)))
+    n_layers = len(dg.stats(build, delegates[1])["layers"])
+    claimed = {nt: dg.stats(build, delegates[nt])["claimed"] for nt in (1, 2)}
+    ts = dict(
+        zip(
+            runners,
+            time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02),
+        )
+    )
+    res = {
+        "method": "whole model: stock tf.lite.Interpreter (XNNPACK) vs the same interpreter "
+        "with libcocogen_delegate.so, same pruned model.tflite",
+        "seconds": ts,
+        "compiled_layers": n_layers,
+        "claimed_nodes": claimed[1],
+        "max_rel_err_vs_stock": err,
+        "delegate_speedup_1t": ts["stock_1t"] / ts["delegate_1t"],
+        "delegate_speedup_2t": ts["stock_2t"] / ts["delegate_2t"],
+    }
+    log(
+        f"[{name}] delegate: stock {ts['stock_1t'] * 1e3:.3f}/{ts['stock_2t'] * 1e3:.3f} ms, "
+        f"+delegate {ts['delegate_1t'] * 1e3:.3f}/{ts['delegate_2t'] * 1e3:.3f} ms -> "
+        f"x{res['delegate_speedup_1t']:.2f} (1t), x{res['delegate_speedup_2t']:.2f} (2t); "
+        f"{claimed[1]}/{n_layers} nodes claimed, err {err:.1e}"
+    )
+    del runners, delegates
+    shutil.rmtree(work, ignore_errors=True)
+    return res
 
 
 def _loadavg():

@@ -30,7 +30,9 @@ __all__ = ["TFLiteRunner", "conv_model", "bench_build", "summarise"]
 class TFLiteRunner:
     """A Keras model converted to TFLite, run by the stock interpreter with ``threads`` threads."""
 
-    def __init__(self, keras_model, threads: int = 1, content: bytes | None = None) -> None:
+    def __init__(
+        self, keras_model, threads: int = 1, content: bytes | None = None, delegates=None
+    ) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import warnings
 
@@ -41,7 +43,11 @@ class TFLiteRunner:
         self.content = content
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.interp = tf.lite.Interpreter(model_content=content, num_threads=threads)
+            self.interp = tf.lite.Interpreter(
+                model_content=content,
+                num_threads=threads,
+                experimental_delegates=list(delegates or []),
+            )
         self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]["index"]
         self.out = self.interp.get_output_details()[0]["index"]

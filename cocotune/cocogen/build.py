@@ -17,7 +17,15 @@ from pathlib import Path
 
 from cocotune.cocogen.errors import BuildError
 
-__all__ = ["compiler", "native_flags", "portable_flags", "isa_tag", "build_library"]
+__all__ = [
+    "compiler",
+    "native_flags",
+    "portable_flags",
+    "isa_tag",
+    "build_library",
+    "compile_objects",
+    "link_library",
+]
 
 _COMMON = ["-O3", "-std=gnu11", "-fPIC", "-fopenmp", "-ffp-contract=fast", "-fno-math-errno"]
 
@@ -76,6 +84,82 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
+def _flags(native: bool) -> tuple[str, list[str]]:
+    cc = compiler()
+    flags = native_flags() if native else portable_flags()
+    if native and not _macros(cc, tuple(flags)):
+        flags = portable_flags()
+    return cc, flags
+
+
+def compile_objects(
+    files: dict[str, str],
+    out_dir: str | Path,
+    native: bool = True,
+    jobs: int = 2,
+    static: dict[str, str] | None = None,
+) -> dict[str, Path]:
+    """Write ``files`` (name -> C text; ``static``: headers and other files that are only
+    written) into ``out_dir`` and compile every ``.c`` file; returns name -> object path.
+
+    Raises:
+        BuildError: the compiler failed (the message holds its first error lines).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cc, flags = _flags(native)
+    sources = []
+    for name, text in {**(static or {}), **files}.items():
+        p = out / name
+        if not p.exists() or p.read_text() != text:
+            p.write_text(text)
+        if name in files and name.endswith(".c"):
+            sources.append(p)
+
+    def compile_one(src: Path) -> tuple[Path, subprocess.CompletedProcess]:
+        obj = src.with_suffix(".o")
+        return obj, _run([cc, *flags, "-c", src.name, "-o", obj.name], out)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(compile_one, sources))
+    for obj, r in results:
+        if r.returncode != 0:
+            raise BuildError(
+                f"the C compiler failed on {obj.with_suffix('.c').name}",
+                notes=r.stderr.strip().splitlines()[:12],
+            )
+    return {src.name: obj for src, (obj, _) in zip(sources, results)}
+
+
+def link_library(
+    objects: list[Path],
+    out_dir: str | Path,
+    lib_name: str,
+    native: bool = True,
+    extra: list[str] | None = None,
+) -> Path:
+    """Link ``objects`` into the shared library ``out_dir/lib_name`` (``extra``: more linker
+    arguments, e.g. ``-Wl,-Bsymbolic``)."""
+    out = Path(out_dir)
+    cc, flags = _flags(native)
+    lib = out / lib_name
+    r = _run(
+        [
+            cc,
+            *flags,
+            "-shared",
+            "-o",
+            lib.name,
+            *[str(Path(o).name) for o in objects],
+            *(extra or []),
+        ],
+        out,
+    )
+    if r.returncode != 0:
+        raise BuildError(f"linking {lib_name} failed", notes=r.stderr.strip().splitlines()[:12])
+    return lib
+
+
 def build_library(
     files: dict[str, str],
     out_dir: str | Path,
@@ -90,37 +174,11 @@ def build_library(
     Raises:
         BuildError: the compiler failed (the message holds its first error lines).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cc = compiler()
-    flags = native_flags() if native else portable_flags()
-    if native and not _macros(cc, tuple(flags)):
-        flags = portable_flags()
-    sources = []
-    for name, text in files.items():
-        p = out / name
-        if not p.exists() or p.read_text() != text:
-            p.write_text(text)
-        sources.append(p)
-
-    def compile_one(src: Path) -> tuple[Path, subprocess.CompletedProcess]:
-        obj = src.with_suffix(".o")
-        return obj, _run([cc, *flags, "-c", src.name, "-o", obj.name], out)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(compile_one, sources))
-    for obj, r in results:
-        if r.returncode != 0:
-            raise BuildError(
-                f"the C compiler failed on {obj.with_suffix('.c').name}",
-                notes=r.stderr.strip().splitlines()[:12],
-            )
-    lib = out / lib_name
-    r = _run([cc, *flags, "-shared", "-o", lib.name, *[o.name for o, _ in results]], out)
-    if r.returncode != 0:
-        raise BuildError(
-            "linking the kernel library failed", notes=r.stderr.strip().splitlines()[:12]
-        )
-    for obj, _ in results:
+    objs = compile_objects(files, out_dir, native, jobs)
+    try:
+        lib = link_library(list(objs.values()), out_dir, lib_name, native)
+    except BuildError as exc:
+        raise BuildError("linking the kernel library failed", notes=exc.notes) from None
+    for obj in objs.values():
         obj.unlink(missing_ok=True)
     return lib

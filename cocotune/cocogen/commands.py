@@ -226,6 +226,13 @@ def cmd_compile(args) -> int:
         else:
             print(f"{row['name']:>16}: stock runtime ({row['reason']})")
     print(f"wrote {Path(args.output) / rep['library']} and build.json ({rep['isa']})")
+    if "delegate" in rep:
+        d = rep["delegate"]
+        print(
+            f"wrote {Path(args.output) / d['tflite']} and {Path(args.output) / d['library']} "
+            f"(TFLite external delegate for {len(d['layers'])} layer(s); "
+            "load with cocotune.cocogen.delegate.load)"
+        )
     return 0
 
 

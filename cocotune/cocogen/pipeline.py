@@ -9,6 +9,9 @@ Build directory::
       <layer>.fkw             FKW weights of each qualifying layer
       src/*.c                 generated sources (one file per kernel, kernel_table.c)
       libcocogen_model.so     the kernels, callable through ctypes (cocotune.cocogen.runtime)
+      model.tflite            the model converted for stock TensorFlow Lite (float32)
+      libcocogen_delegate.so  the same kernels as a TFLite external delegate
+                              (cocotune.cocogen.delegate), with cocogen_weights.bin
 """
 
 from __future__ import annotations
@@ -22,8 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cocotune.cocogen.build import build_library, isa_tag, native_flags, portable_flags
-from cocotune.cocogen.emit_c import render_library
+from cocotune.cocogen.build import (
+    compile_objects,
+    isa_tag,
+    link_library,
+    native_flags,
+    portable_flags,
+)
+from cocotune.cocogen.emit_c import delegate_headers, render_delegate, render_library
 from cocotune.cocogen.errors import CocogenError, NoQualifyingLayerError
 from cocotune.cocogen.fkw import encode, read_fkw, write_fkw
 from cocotune.cocogen.kernel_spec import KernelSpec, default_tile
@@ -71,6 +80,7 @@ def compile_model(
     threads: int = 1,
     native: bool = True,
     log=print,
+    delegate: bool = True,
 ) -> dict:
     """Compile every qualifying layer of the model at ``model_path`` into ``out_dir``.
 
@@ -127,7 +137,13 @@ def compile_model(
     src = out / "src"
     if src.exists():
         shutil.rmtree(src)
-    lib = build_library(files, src, LIB_NAME, native=native)
+    objs = compile_objects(files, src, native=native)
+    lib = link_library(list(objs.values()), src, LIB_NAME, native=native)
+    delegate_info = None
+    if delegate:
+        delegate_info = _build_delegate(model, specs, objs, lib, src, out, native)
+    for obj in objs.values():
+        obj.unlink(missing_ok=True)
     shutil.move(str(lib), out / LIB_NAME)
     if Path(model_path).resolve() != (out / "model.keras").resolve():
         shutil.copyfile(model_path, out / "model.keras")
@@ -156,6 +172,8 @@ def compile_model(
                 macs_dense=s.macs_dense,
                 macs_pruned=int(np.count_nonzero(v.kernel)) * s.ho * s.wo,
             )
+            if delegate_info is not None:
+                row["filter_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
             if v.name in tuned:
                 row["tuning_seconds"] = tuned[v.name].times
         layers.append(row)
@@ -169,8 +187,69 @@ def compile_model(
         "layers": layers,
         "stock_layers": [r["name"] for r in layers if not r["qualifies"]],
     }
+    if delegate_info is not None:
+        report["delegate"] = {k: v for k, v in delegate_info.items() if k != "hashes"}
     (out / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
+    """``model.tflite``, ``cocogen_weights.bin`` and ``libcocogen_delegate.so`` (the kernel
+    objects already compiled for the ctypes library, plus the delegate's three C layers)."""
+    import ctypes
+
+    from cocotune.cocogen import delegate as dg
+    from cocotune.cocogen.bench import tflite_bytes
+
+    try:
+        klib = ctypes.CDLL(str(kernel_lib.resolve()))
+    except OSError:  # e.g. an AddressSanitizer build loaded without libasan preloaded
+        klib = None
+    rows = []
+    for v, s in specs:
+        data = kernel_data(s, v.kernel, v.bias, encode(v.kernel, v.bias, v.library))
+        h = dg.fnv1a64(dg.filter_ohwi_bytes(v.kernel), klib)
+        rows.append(
+            {
+                "spec": s,
+                "layer": v.name,
+                "hash": h,
+                "data": data,
+                "n_w": data.w.size,
+                "n_koff": data.koff.size,
+                "n_g": data.g.size,
+                "n_reorder": data.reorder.size,
+            }
+        )
+    build_id = "-".join(f"{r['hash']:016x}" for r in rows)[:200]
+    dfiles = render_delegate(rows, build_id, dg.ACCEPTED_RUNTIMES)
+    dobjs = compile_objects(dfiles, src, native=native, static=delegate_headers())
+    lib = link_library(
+        [*objs.values(), *dobjs.values()],
+        src,
+        dg.DELEGATE_LIB,
+        native=native,
+        extra=["-Wl,-Bsymbolic", "-ldl"],
+    )
+    for o in dobjs.values():
+        o.unlink(missing_ok=True)
+    shutil.move(str(lib), out / dg.DELEGATE_LIB)
+    dg.write_weights(out / dg.WEIGHTS_FILE, rows)
+    try:
+        content = tflite_bytes(model)
+    except Exception as exc:  # the converter raises many types
+        raise CocogenError(
+            f"converting the model to TensorFlow Lite failed: {str(exc).splitlines()[0]}"
+        ) from None
+    (out / dg.TFLITE_FILE).write_bytes(content)
+    return {
+        "library": dg.DELEGATE_LIB,
+        "tflite": dg.TFLITE_FILE,
+        "weights": dg.WEIGHTS_FILE,
+        "accepted_runtimes": list(dg.ACCEPTED_RUNTIMES),
+        "layers": [r["layer"] for r in rows],
+        "hashes": {r["layer"]: r["hash"] for r in rows},
+    }
 
 
 @dataclass

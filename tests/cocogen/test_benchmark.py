@@ -18,8 +18,13 @@ NET_KEYS = {
     "bound_fraction_mean",
     "fkw_bytes",
     "csr_bytes",
+    "delegate_speedup_1t",
+    "delegate_speedup_2t",
 }
-LAYER_KEYS = NET_KEYS - {"bound_fraction_min", "bound_fraction_mean"} | {"bound_fraction"}
+DELEGATE_ONLY = {"delegate_speedup_1t", "delegate_speedup_2t"}
+LAYER_KEYS = NET_KEYS - {"bound_fraction_min", "bound_fraction_mean"} - DELEGATE_ONLY | {
+    "bound_fraction"
+}
 
 
 @pytest.mark.slow
@@ -47,5 +52,7 @@ def test_quick_benchmark(tmp_path):
     assert NET_KEYS <= set(net)
     assert net["max_rel_err_vs_tflite"] <= 1e-4
     assert net["fkw_bytes"] < net["csr_bytes"]
+    assert net["delegate"]["max_rel_err_vs_stock"] <= 1e-4
+    assert net["delegate"]["claimed_nodes"] == net["delegate"]["compiled_layers"] == 13
     for row in net["layers"]:
         assert LAYER_KEYS <= set(row)
