@@ -221,20 +221,7 @@ def bench_network(name: str, quick: bool, rounds: int, log, keep: bool = False) 
 
     # whole network
     if is_chain:
-        import keras
-
-        inp = keras.Input((convs[0][3], convs[0][4], convs[0][2]), batch_size=1)
-        y, ci, conv_layers = inp, 0, []
-        for r in rows:
-            if r[0] == "pool":
-                y = keras.layers.MaxPooling2D(2)(y)
-            else:
-                layer = keras.layers.Conv2D(r[5], 3, strides=r[6], padding=r[7], activation="relu")
-                y = layer(y)
-                conv_layers.append(layer)
-        stack = keras.Model(inp, y)
-        for layer, (k, b) in zip(conv_layers, pruned):
-            layer.set_weights([k, b])
+        stack = delegate_model(rows, convs, pruned, True)
         content = tflite_bytes(stack)
         t1, t2 = TFLiteRunner(None, 1, content), TFLiteRunner(None, 2, content)
         x = rng.standard_normal((1, *stack.input_shape[1:])).astype(np.float32)
