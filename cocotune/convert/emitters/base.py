@@ -62,6 +62,19 @@ class LayerPlan:
         return [b.shape for b in self.layer.outputs]
 
 
+def weights_with_bias(keras_name: str, kernel: np.ndarray, blobs: list[np.ndarray]) -> KerasWeights:
+    """{keras_name: {"kernel", "bias"?}}: a Caffe layer whose blob 1, if present, is its bias."""
+    out = {"kernel": np.ascontiguousarray(kernel)}
+    if len(blobs) > 1:
+        out["bias"] = blobs[1]
+    return {keras_name: out}
+
+
+def blobs_with_bias(w: np.ndarray, variables: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The inverse of :func:`weights_with_bias`: Caffe blobs [weights, bias?]."""
+    return [np.ascontiguousarray(w)] + ([variables["bias"]] if "bias" in variables else [])
+
+
 class Unsupported(Exception):
     """A field value the emitter cannot express exactly (reported with its position)."""
 

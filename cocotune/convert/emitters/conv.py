@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from cocotune.convert.emitters.base import (
+    blobs_with_bias,
+    weights_with_bias,
     Call,
     CodeContext,
     Emitter,
@@ -102,10 +104,7 @@ class ConvolutionEmitter(Emitter):
             kernel = w.reshape(w.shape[0] // m, m, *w.shape[2:]).transpose(2, 3, 0, 1)
         else:
             kernel = w.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-        out = {"kernel": np.ascontiguousarray(kernel)}
-        if len(blobs) > 1:
-            out["bias"] = blobs[1]
-        return {plan.keras_name: out}
+        return weights_with_bias(plan.keras_name, kernel, blobs)
 
     def from_keras(self, plan, weights):
         v = weights[plan.keras_name]
@@ -115,10 +114,7 @@ class ConvolutionEmitter(Emitter):
             w = kernel.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
         else:
             w = kernel.transpose(3, 2, 0, 1)
-        blobs = [np.ascontiguousarray(w)]
-        if "bias" in v:
-            blobs.append(v["bias"])
-        return blobs
+        return blobs_with_bias(w, v)
 
 
 class DeconvolutionEmitter(Emitter):
@@ -153,14 +149,8 @@ class DeconvolutionEmitter(Emitter):
     # CaffeDeconv2D's kernel is (kh, kw, filters/groups, C_in); Caffe stores
     # (C_in, filters/groups, kh, kw). Same taps, no flipping.
     def to_keras(self, plan, blobs):
-        out = {"kernel": np.ascontiguousarray(blobs[0].transpose(2, 3, 1, 0))}
-        if len(blobs) > 1:
-            out["bias"] = blobs[1]
-        return {plan.keras_name: out}
+        return weights_with_bias(plan.keras_name, blobs[0].transpose(2, 3, 1, 0), blobs)
 
     def from_keras(self, plan, weights):
         v = weights[plan.keras_name]
-        blobs = [np.ascontiguousarray(v["kernel"].transpose(3, 2, 0, 1))]
-        if "bias" in v:
-            blobs.append(v["bias"])
-        return blobs
+        return blobs_with_bias(v["kernel"].transpose(3, 2, 0, 1), v)

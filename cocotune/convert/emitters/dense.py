@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from cocotune.convert.emitters.base import Call, Emitter, LayerPlan, Unsupported, pyrepr
+from cocotune.convert.emitters.base import (
+    Call,
+    Emitter,
+    LayerPlan,
+    Unsupported,
+    blobs_with_bias,
+    pyrepr,
+    weights_with_bias,
+)
 from cocotune.convert.layout import PLAIN
 
 
@@ -80,10 +88,7 @@ class InnerProductEmitter(Emitter):
             w = w.T  # stored (K, N)
         chw = self._chw(plan)
         kernel = hwc_columns(w, chw) if chw else w.T
-        out = {"kernel": np.ascontiguousarray(kernel)}
-        if len(blobs) > 1:
-            out["bias"] = blobs[1]
-        return {plan.keras_name: out}
+        return weights_with_bias(plan.keras_name, kernel, blobs)
 
     def from_keras(self, plan, weights):
         v = weights[plan.keras_name]
@@ -91,10 +96,7 @@ class InnerProductEmitter(Emitter):
         w = chw_columns(v["kernel"], chw) if chw else v["kernel"].T
         if plan.layer.param.inner_product_param.transpose:
             w = w.T
-        blobs = [np.ascontiguousarray(w)]
-        if "bias" in v:
-            blobs.append(v["bias"])
-        return blobs
+        return blobs_with_bias(w, v)
 
 
 class EmbedEmitter(Emitter):
