@@ -103,8 +103,8 @@ def verify(net, net_plan, module, caffe_weights, seed: int = 0, batch: int = 2) 
     """Run the generated model and the numpy reference on one random input; errors per blob.
 
     Every blob the model computes is compared (not only the outputs: a saturated softmax
-    would hide differences). The reference (tests/reference/caffe_layers.py) is an
-    independent numpy implementation of Caffe's layers that ships with the source tree.
+    would hide differences). The reference (cocotune/reference/caffe_layers.py) is an
+    independent numpy implementation of Caffe's layers that imports no cocotune code.
     Rows come in network order; each has blob, shape, max_abs_error, max_rel_error (relative
     to the blob's largest magnitude) and whether the blob is a model output.
     """
@@ -201,17 +201,10 @@ def _final_layouts(net_plan) -> dict:
 
 
 def _load_reference():
-    root = Path(__file__).resolve().parents[2]
-    path = root / "tests" / "reference" / "caffe_layers.py"
-    if not path.exists():
-        raise CocotuneError(
-            "--verify needs the numpy reference of Caffe's layers from the cocotune source tree "
-            f"({path} is missing)"
-        )
-    spec = importlib.util.spec_from_file_location("cocotune_caffe_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The numpy reference, imported only when --verify asks for it (it ships in the package)."""
+    from cocotune.reference import caffe_layers
+
+    return caffe_layers
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
