@@ -1,26 +1,35 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install
-# cocotune (editable) with every dependency pinned in setup.cfg; nothing else is needed
-# beyond Python 3.11 and a C compiler.
+# cocotune (editable) with every extra, each dependency at the exact version in
+# constraints.txt (setup.cfg only states compatible ranges); nothing else is needed beyond
+# Python 3.11 and a C compiler.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+EXTRAS := cpu,mpi,plots,test,dev
 
-.PHONY: all install demo test test-fast bench composability asan proto proto-check fmt lint clean
+.PHONY: all install constraints demo test test-fast bench composability asan proto proto-check fmt lint clean
 
 all: test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip setuptools wheel
 
-# Reinstall when the dependency list changes.
-$(STAMP): setup.cfg pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+# Reinstall when the dependencies or their tested versions change. No build isolation: the
+# build backend is the venv's setuptools, at its constrained version too.
+$(STAMP): setup.cfg setup.py pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet --no-build-isolation -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing a dependency: install it into .venv, then record the exact versions.
+constraints: $(STAMP)
+	sed -n '/^#/p' constraints.txt > constraints.txt.tmp
+	$(PY) -m pip freeze --all --exclude-editable >> constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

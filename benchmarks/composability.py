@@ -22,6 +22,7 @@ Usage: python benchmarks/composability.py [--quick] [--data SPEC] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -97,6 +98,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("matplotlib") is None:  # fail before the run, not after it
+        print("benchmarks/composability.py draws its figures with matplotlib, which is not "
+              "installed: pip install 'cocotune[plots]'", file=sys.stderr)  # fmt: skip
+        return 2
     quick = args.quick
     p = {
         "configs": 4 if quick else 64, "subspaces": [2, 4] if quick else [4, 16, 64],

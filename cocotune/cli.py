@@ -101,7 +101,15 @@ TENSORFLOW_COMMANDS = frozenset({"convert", "gen", "cocogen"})
 
 
 def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without its banner; a missing or untested one is a user error.
+
+    TensorFlow is not a hard requirement of the package (the user chooses ``tensorflow`` or
+    ``tensorflow-cpu``), so this is where a missing one is reported (cocotune/dependencies.py).
+    """
+    from cocotune.dependencies import check_tensorflow_version, import_tensorflow
+
     if "tensorflow" in sys.modules:
+        check_tensorflow_version(str(getattr(sys.modules["tensorflow"], "__version__", "")))
         return
     import os
 
@@ -111,7 +119,7 @@ def import_tensorflow_quietly() -> None:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             try:
-                import tensorflow  # noqa: F401
+                import_tensorflow()
             finally:
                 os.dup2(saved, 2)
     finally:
@@ -121,9 +129,9 @@ def import_tensorflow_quietly() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in TENSORFLOW_COMMANDS:
-        import_tensorflow_quietly()
     try:
+        if args.command in TENSORFLOW_COMMANDS:
+            import_tensorflow_quietly()
         return int(args.func(args) or 0)
     except CocotuneError as exc:
         sys.stdout.flush()

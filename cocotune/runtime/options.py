@@ -52,8 +52,8 @@ def run_main(fn, package_dir: Path, argv: list[str]) -> int:
     """Run a script body; user errors print one message and exit 2 (as the cocotune CLI)."""
     from cocotune.cli import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
     try:
+        import_tensorflow_quietly()
         return int(fn(Path(package_dir), argv) or 0)
     except CocotuneError as exc:
         print(exc.render(), file=sys.stderr)
