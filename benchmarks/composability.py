@@ -22,7 +22,6 @@ Usage: python benchmarks/composability.py [--quick] [--data SPEC] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
@@ -98,9 +97,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if importlib.util.find_spec("matplotlib") is None:  # fail before the run, not after it
-        print("benchmarks/composability.py draws its figures with matplotlib, which is not "
-              "installed: pip install 'cocotune[plots]'", file=sys.stderr)  # fmt: skip
+    try:  # fail before the run, not after it
+        import matplotlib  # noqa: F401
+    except ImportError:
+        from cocotune.dependencies import missing_extra
+
+        print(missing_extra("matplotlib", "plots", "the figures of this benchmark").render(),
+              file=sys.stderr)  # fmt: skip
         return 2
     quick = args.quick
     p = {
