@@ -1,7 +1,7 @@
 """Find the data files (grammar, templates, schema) that ship inside the installed package.
 
 ``grammar/``, ``codegen_templates/`` and ``proto/`` live at the top of the repository and are
-mapped into the package as ``cocotune.grammar`` etc. by setup.cfg, so one code path finds them
+mapped into the package as ``cocotune.grammar`` etc. by setup.py, so one code path finds them
 both in an editable checkout and in an installed wheel.
 """
 
