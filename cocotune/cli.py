@@ -54,11 +54,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     net = load_net_from_args(args)
     summary = net_summary(net)
+    if net.notes:
+        summary["notes"] = list(net.notes)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_table(summary))
+        sys.stdout.flush()
+        for note in net.notes:
+            print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
 
 

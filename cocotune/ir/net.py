@@ -98,6 +98,9 @@ class Net:
     modules: list[Module]
     blobs: list[Blob]
     phase: str = "TEST"
+    # What the user should know that is not an error: input shapes inferred from data-layer
+    # fields, unsupported parts of layers the phase leaves out (printed by ``check``).
+    notes: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

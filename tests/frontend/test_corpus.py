@@ -30,15 +30,20 @@ EXPECTED_FAILURES = {
     # Two layers named "loss": Caffe tolerates it (names only matter for weight sharing), but
     # cocotune matches weights and Keras layers by name, so it must be unambiguous.
     "autoencoder__BVLC__mnist_autoencoder.prototxt": ["duplicate layer name 'loss'"],
+    # One error for all 19 detection layers: each type once with a caret, the other layers of
+    # that type in a note (12 Permute layers would otherwise fill the screen).
     "ssd__chuanqi305__MobileNetSSD_deploy.prototxt": [
-        "unsupported type 'Permute' (SSD detection fork",
-        "unsupported type 'PriorBox' (SSD detection fork",
-        "unsupported type 'DetectionOutput' (SSD detection fork",
-        "(unsupported types: DetectionOutput, Permute, PriorBox)",
+        "unsupported type 'Permute' (SSD fork (weiliu89/caffe)",
+        "unsupported type 'PriorBox' (SSD fork (weiliu89/caffe)",
+        "unsupported type 'DetectionOutput' (SSD fork (weiliu89/caffe)",
+        "note: 11 more 'Permute' layer(s): 'conv11_mbox_conf_perm' (line 1220)",
+        "error: 19 problems (unsupported types: DetectionOutput (1 layer), Permute (12 layers), "
+        "PriorBox (6 layers))",
     ],
     "fasterrcnn__rbgirshick__pascal_voc-VGG16-faster_rcnn_end2end-test.prototxt": [
         "unsupported type 'Python' (Python layer rpn.proposal_layer.ProposalLayer",
-        "unsupported type 'ROIPooling' (Faster R-CNN fork",
+        "unsupported type 'ROIPooling' (Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)",
+        "error: 2 problems (unsupported types: Python (1 layer), ROIPooling (1 layer))",
     ],
 }
 DATA_INPUTS["autoencoder__BVLC__mnist_autoencoder.prototxt"] = {"data": (100, 1, 28, 28)}
