@@ -43,6 +43,7 @@ class Layer:
     params: int = 0
     macs: int = 0
     fork: str | None = None  # set when the layer uses a Caffe-fork extension
+    shape_from: str | None = None  # a data layer's shape inferred from its fields: from which
 
     @property
     def name(self) -> str:

@@ -179,7 +179,8 @@ def test_data_layer_without_shape_asks_for_input_shape(run_cli, write_net):
     )
     result = run_cli("check", path)
     assert result.code == 2
-    assert "give it with --input-shape data=N,C,H,W" in result.err
+    assert "the file determines N=4 from data_param.batch_size (line 2)" in result.err
+    assert "give --input-shape data=4,C,H,W" in result.err
     ok = run_cli("check", path, "--input-shape", "data=4,3,32,32", "--json")
     assert ok.code == 0, ok.err
     assert '"label": [\n' in ok.out
