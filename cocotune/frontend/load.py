@@ -13,7 +13,7 @@ from cocotune.errors import CocotuneError, InputFileError, read_text_source
 from cocotune.frontend.parser import parse_text
 from cocotune.frontend.problems import check_net, check_records, raise_problems
 from cocotune.frontend.source import Source
-from cocotune.frontend.to_proto import build_net_parameter, fill_message_from_text
+from cocotune.frontend.to_proto import ParsedNet, build_net_parameter, fill_message_from_text
 from cocotune.frontend.upgrade import LayerRecord, collect_layers, filter_phase
 from cocotune.ir.net import Layer, Net, Shape, build_net
 from cocotune.ir.shapes import LAYER_RULES, infer_shapes
@@ -37,6 +37,17 @@ def parse_net_text(
     """
     items = parse_text(source)  # a syntax error stops here: nothing after it can be trusted
     parsed = build_net_parameter(source, items, caffe_pb2.NetParameter)
+    return upgrade_and_filter(source, parsed, phase, stages)
+
+
+def upgrade_and_filter(
+    source: Source, parsed: ParsedNet, phase: str, stages: list[str] | None = None
+) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
+    """The steps of :func:`parse_net_text` after the text is read into ``parsed``.
+
+    Separate so that a net written inside another message (a solver's ``net_param``) goes
+    through the same upgrades, phase rules and problem report as a net file.
+    """
     net_level = parsed.positions.all_problems(skip=("layer", "layers"))
     try:
         records = collect_layers(parsed, source, caffe_pb2)
@@ -71,7 +82,19 @@ def load_net(
     if phase not in PHASES:
         raise CocotuneError(f"unknown phase '{phase}': use TEST or TRAIN")
     source = read_source(path)
-    net_param, records, module_positions, excluded = parse_net_text(source, phase, stages)
+    parsed = parse_net_text(source, phase, stages)
+    return net_from_records(source, parsed, phase, input_shapes, infer)
+
+
+def net_from_records(
+    source: Source,
+    parsed: tuple[object, list[LayerRecord], dict, list[LayerRecord]],
+    phase: str,
+    input_shapes: dict[str, Shape] | None = None,
+    infer: bool = True,
+) -> Net:
+    """Connect the layers :func:`parse_net_text` kept into a Net and infer its shapes."""
+    net_param, records, module_positions, excluded = parsed
     net = build_net(net_param.name, source, records, module_positions, phase, excluded)
     net.notes.extend(source.notes)
     _mark_fork_extensions(net)
@@ -103,12 +126,16 @@ def _mark_fork_extensions(net: Net) -> None:
 
 def load_solver(path: str | Path):
     """Parse a solver prototxt into a caffe_pb2.SolverParameter (every schema error at once)."""
-    source = read_source(path, "solver prototxt")
+    return read_solver(read_source(path, "solver prototxt"))[0]
+
+
+def read_solver(source: Source):
+    """A solver's SolverParameter and the positions of its fields (for nets written inline)."""
     msg, tree = fill_message_from_text(
         source, parse_text(source), caffe_pb2.SolverParameter, "solver"
     )
     raise_problems(tree.all_problems())
-    return msg
+    return msg, tree
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str, Shape]:
