@@ -144,7 +144,8 @@ def raise_problems(problems: list[CocotuneError]) -> None:
     if forks:
         parts.append(f"fork fields: {', '.join(forks)}")
     if other:
-        parts.append(f"{other} other error{'s' if other > 1 else ''}")
+        word = "other error" if parts else "error"
+        parts.append(f"{other} {word}{'s' if other > 1 else ''}")
     shown = problems[:MAX_SHOWN]
     cut = f"; the first {MAX_SHOWN} are shown" if len(problems) > MAX_SHOWN else ""
     raise ErrorGroup(f"{len(everything)} problems ({'; '.join(parts)}){cut}", shown)

@@ -154,7 +154,7 @@ def test_every_solver_problem_at_once(run_cli, write_net):
     assert f"{path}:2:1: error: unknown field 'base_rl' in solver (did you mean 'base_lr'?)" \
         in result.err  # fmt: skip
     assert f"{path}:5:11: error: field 'max_iter' expects an integer, found 1.5" in result.err
-    assert result.err.splitlines()[-1] == "error: 2 problems (2 other errors)"
+    assert result.err.splitlines()[-1] == "error: 2 problems (2 errors)"
     path.write_text('net: "n.prototxt"\ntype: "Adamm"\nlr_policy: "cosine"\n')
     result = run_cli("check", path)
     assert result.code == 2
