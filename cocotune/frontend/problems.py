@@ -35,7 +35,9 @@ def _with_prefix(exc: CocotuneError, prefix: str, suffix: str = "") -> CocotuneE
 
 
 def layer_label(rec: LayerRecord) -> str:
-    return f"layer '{rec.param.name}'" if rec.param.name else f"a {rec.param.type or ''} layer"
+    if rec.param.name:
+        return f"layer '{rec.param.name}'"
+    return f"a {rec.param.type} layer" if rec.param.type else "a layer"
 
 
 def unsupported_type(source: Source, rec: LayerRecord) -> CocotuneError | None:
