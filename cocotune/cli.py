@@ -50,16 +50,47 @@ def load_net_from_args(args: argparse.Namespace):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from cocotune.frontend.load import read_source
+    from cocotune.frontend.solver_check import looks_like_solver
     from cocotune.report import net_summary, render_table
 
+    if looks_like_solver(read_source(args.prototxt).text):
+        return _check_solver(args)
     net = load_net_from_args(args)
     summary = net_summary(net)
+    if net.notes:
+        summary["notes"] = list(net.notes)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render_table(summary))
+        sys.stdout.flush()
+        for note in net.notes:
+            print(f"note: {note}", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_solver(args: argparse.Namespace) -> int:
+    """``check`` given a solver: its settings, then every net it names (see solver_check)."""
+    from cocotune.frontend.load import parse_input_shapes, read_source
+    from cocotune.frontend.solver_check import check_solver, render_text, to_json
+
+    result = check_solver(
+        read_source(args.prototxt, "solver prototxt"),
+        stages=args.stage,
+        input_shapes=parse_input_shapes(args.input_shape),
+    )
+    if args.json:
+        json.dump(to_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        out, err = render_text(result)
+        sys.stdout.write(out)
+        sys.stdout.flush()
+        if err:
+            print(err, file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_USER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="parse a Prototxt, infer Caffe's shapes, print a summary",
                        description="Parse a Caffe Prototxt exactly as Caffe reads it and print "
                        "every layer with its module, top shapes (N,C,H,W), parameters and "
-                       "multiply-accumulates per image.")  # fmt: skip
+                       "multiply-accumulates per image. Given a solver file, print its "
+                       "settings and check the nets it names (found relative to the working "
+                       "directory, as Caffe does, or next to the solver) in the phases the "
+                       "solver runs them in.")  # fmt: skip
     _add_net_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_check)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import EXAMPLES, REPO, corpus_file
+from tests.conftest import DATA, EXAMPLES, REPO, corpus_file
 
 
 def test_check_table_on_the_example(run_cli):
@@ -82,3 +82,18 @@ def test_console_script_exit_codes(tmp_path):
     assert proc.returncode == 2 and "required" in proc.stderr
     proc = subprocess.run([*exe, "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("cocotune ")
+
+
+def test_console_script_on_fork_nets_and_solvers(tmp_path):
+    """The whole list of a fork net's problems and a solver's check, through the real entry."""
+    exe = [sys.executable, "-m", "cocotune", "check"]
+    proc = subprocess.run([*exe, str(DATA / "fasterrcnn_like_train.prototxt")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("error: 6 problems (unsupported types: ")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "missing.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n')
+    proc = subprocess.run([*exe, str(solver)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f'net "missing.prototxt" (TRAIN): not found; looked at {tmp_path}/missing.prototxt' \
+        in proc.stdout  # fmt: skip

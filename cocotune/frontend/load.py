@@ -9,19 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from cocotune._proto import caffe_pb2
-from cocotune.errors import (
-    CocotuneError,
-    ErrorGroup,
-    InputFileError,
-    UnsupportedLayerError,
-    read_text_source,
-)
+from cocotune.errors import CocotuneError, InputFileError, read_text_source
 from cocotune.frontend.parser import parse_text
+from cocotune.frontend.problems import check_net, check_records, raise_problems
 from cocotune.frontend.source import Source
-from cocotune.frontend.to_proto import build_net_parameter, fill_message_from_text
+from cocotune.frontend.to_proto import ParsedNet, build_net_parameter, fill_message_from_text
 from cocotune.frontend.upgrade import LayerRecord, collect_layers, filter_phase
 from cocotune.ir.net import Layer, Net, Shape, build_net
-from cocotune.ir.shapes import KNOWN_UNSUPPORTED, LAYER_RULES, infer_shapes
+from cocotune.ir.shapes import LAYER_RULES, infer_shapes
 
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
 
@@ -33,20 +28,40 @@ def read_source(path: str | Path, what: str = "prototxt") -> Source:
 def parse_net_text(
     source: Source, phase: str = "TEST", stages: list[str] | None = None
 ) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
-    """Parse and upgrade a net.
+    """Parse and upgrade a net; raise every problem that blocks ``phase`` at once.
 
     Returns the NetParameter as written, the layer records kept for ``phase`` (and
-    ``stages``), module positions, and the records the phase rules removed.
+    ``stages``), module positions, and the records the phase rules removed. Problems of
+    removed layers that do not block (fork fields, unsupported types) are left in
+    ``source.notes``.
     """
-    items = parse_text(source)
+    items = parse_text(source)  # a syntax error stops here: nothing after it can be trusted
     parsed = build_net_parameter(source, items, caffe_pb2.NetParameter)
-    records = collect_layers(parsed, source, caffe_pb2)
-    state = caffe_pb2.NetState()
-    state.CopyFrom(parsed.net.state)
-    state.phase = PHASES[phase]
-    state.stage.extend(stages or [])
-    excluded: list[LayerRecord] = []
-    records = filter_phase(records, state, source, excluded)
+    return upgrade_and_filter(source, parsed, phase, stages)
+
+
+def upgrade_and_filter(
+    source: Source, parsed: ParsedNet, phase: str, stages: list[str] | None = None
+) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
+    """The steps of :func:`parse_net_text` after the text is read into ``parsed``.
+
+    Separate so that a net written inside another message (a solver's ``net_param``) goes
+    through the same upgrades, phase rules and problem report as a net file.
+    """
+    net_level = parsed.positions.all_problems(skip=("layer", "layers"))
+    try:
+        records = collect_layers(parsed, source, caffe_pb2)
+        state = caffe_pb2.NetState()
+        state.CopyFrom(parsed.net.state)
+        state.phase = PHASES[phase]
+        state.stage.extend(stages or [])
+        excluded: list[LayerRecord] = []
+        records = filter_phase(records, state, source, excluded)
+    except CocotuneError as exc:
+        # An upgrade error on top of schema errors: report them together.
+        raise_problems([*parsed.positions.all_problems(), exc])
+        raise
+    source.notes = check_net(source, net_level, records, excluded, phase)
     module_positions = {m.name: m.position for m in parsed.modules}
     return parsed.net, records, module_positions, excluded
 
@@ -67,9 +82,21 @@ def load_net(
     if phase not in PHASES:
         raise CocotuneError(f"unknown phase '{phase}': use TEST or TRAIN")
     source = read_source(path)
-    net_param, records, module_positions, excluded = parse_net_text(source, phase, stages)
-    check_supported(source, records)
+    parsed = parse_net_text(source, phase, stages)
+    return net_from_records(source, parsed, phase, input_shapes, infer)
+
+
+def net_from_records(
+    source: Source,
+    parsed: tuple[object, list[LayerRecord], dict, list[LayerRecord]],
+    phase: str,
+    input_shapes: dict[str, Shape] | None = None,
+    infer: bool = True,
+) -> Net:
+    """Connect the layers :func:`parse_net_text` kept into a Net and infer its shapes."""
+    net_param, records, module_positions, excluded = parsed
     net = build_net(net_param.name, source, records, module_positions, phase, excluded)
+    net.notes.extend(source.notes)
     _mark_fork_extensions(net)
     if input_shapes:
         known = {b.name for b in net.blobs}
@@ -84,44 +111,8 @@ def load_net(
 
 
 def check_supported(source: Source, records: list[LayerRecord]) -> None:
-    """Report every unsupported layer type (and fork-only field) at once, before anything else."""
-    problems: list[CocotuneError] = []
-    for rec in records:
-        layer = rec.param
-        pos = rec.positions.find("type") or rec.positions.find("name")
-        if layer.type not in LAYER_RULES:
-            why = KNOWN_UNSUPPORTED.get(layer.type)
-            if layer.type == "Python":
-                why = f"Python layer {layer.python_param.module}.{layer.python_param.layer}: " \
-                      "runs user code that cocotune cannot see"  # fmt: skip
-            text = f"layer '{layer.name}': unsupported type '{layer.type}'"
-            if why:
-                text += f" ({why})"
-            else:
-                import difflib
-
-                close = difflib.get_close_matches(layer.type, list(LAYER_RULES), n=1, cutoff=0.7)
-                if close:
-                    text += f" (did you mean '{close[0]}'?)"
-            problems.append(source.error_at(UnsupportedLayerError, text, pos))
-        elif rec.positions.fork_fields:
-            names = ", ".join(name for name, _ in rec.positions.fork_fields)
-            problems.append(
-                source.error_at(
-                    UnsupportedLayerError,
-                    f"layer '{layer.name}' uses fork-only field(s) {names}, not supported",
-                    rec.positions.fork_fields[0][1],
-                )
-            )
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        kinds = sorted({r.param.type for r in records if r.param.type not in LAYER_RULES})
-        raise ErrorGroup(
-            f"{len(problems)} layers cannot be handled"
-            + (f" (unsupported types: {', '.join(kinds)})" if kinds else ""),
-            problems,
-        )
+    """Report every unsupported layer type (and fork-only field) of ``records`` at once."""
+    check_records(source, records)
 
 
 def _mark_fork_extensions(net: Net) -> None:
@@ -134,10 +125,17 @@ def _mark_fork_extensions(net: Net) -> None:
 
 
 def load_solver(path: str | Path):
-    """Parse a solver prototxt into a caffe_pb2.SolverParameter (positions checked like nets)."""
-    source = read_source(path, "solver prototxt")
-    msg, _ = fill_message_from_text(source, parse_text(source), caffe_pb2.SolverParameter, "solver")
-    return msg
+    """Parse a solver prototxt into a caffe_pb2.SolverParameter (every schema error at once)."""
+    return read_solver(read_source(path, "solver prototxt"))[0]
+
+
+def read_solver(source: Source):
+    """A solver's SolverParameter and the positions of its fields (for nets written inline)."""
+    msg, tree = fill_message_from_text(
+        source, parse_text(source), caffe_pb2.SolverParameter, "solver"
+    )
+    raise_problems(tree.all_problems())
+    return msg, tree
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str, Shape]:

@@ -14,6 +14,9 @@ class Source:
     path: str
     text: str
     lines: list[str] = field(init=False, repr=False)
+    # Things worth telling the user that are not errors (e.g. a fork field in a layer the
+    # checked phase leaves out); ``cocotune check`` prints them as notes.
+    notes: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.lines = self.text.splitlines()

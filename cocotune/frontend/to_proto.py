@@ -14,29 +14,10 @@ from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from cocotune.errors import Position, PrototxtSyntaxError, SchemaError
+from cocotune.errors import CocotuneError, Position, PrototxtSyntaxError, SchemaError
+from cocotune.frontend.forks import ForkFieldError, fork_of
 from cocotune.frontend.parser import TextField, TextMessage, TextModule, TextScalar
 from cocotune.frontend.source import Source
-
-# Fields that only Caffe forks define and that cocotune does not support. They are not
-# "typos": the layers that carry them are reported together as unsupported (with what they
-# are for) instead of failing on the first unknown field.
-FORK_ONLY_FIELDS: dict[str, str] = {
-    "prior_box_param": "SSD detection fork",
-    "detection_output_param": "SSD detection fork",
-    "detection_evaluate_param": "SSD detection fork",
-    "multibox_loss_param": "SSD detection fork",
-    "permute_param": "SSD detection fork",
-    "normalize_param": "SSD detection fork",
-    "annotated_data_param": "SSD detection fork",
-    "video_data_param": "SSD fork",
-    "roi_pooling_param": "Faster R-CNN fork",
-    "smooth_l1_loss_param": "Faster R-CNN fork",
-    "proposal_param": "Faster R-CNN fork",
-    "psroi_pooling_param": "R-FCN fork",
-    "interp_param": "PSPNet/DeepLab fork",
-    "upsample_param": "SegNet fork",
-}
 
 
 @dataclass
@@ -53,7 +34,11 @@ class PositionTree:
     """Positions of the fields of one message: field name → occurrences in order."""
 
     fields: dict[str, list[FieldPosition]] = field(default_factory=dict)
-    fork_fields: list[tuple[str, Position]] = field(default_factory=list)
+    # Fields a Caffe fork defines (skipped): (name, where written, the fork).
+    fork_fields: list[tuple[str, Position, str]] = field(default_factory=list)
+    # Schema errors found in this message's own fields (not in sub-messages); the fields
+    # were skipped so that reading could go on and every problem be reported at once.
+    problems: list[CocotuneError] = field(default_factory=list)
 
     def find(self, path: str, index: int = 0) -> Position | None:
         """Position of the value at a dotted path, e.g. ``"convolution_param.kernel_size"``.
@@ -75,6 +60,25 @@ class PositionTree:
 
     def record(self, name: str, pos: FieldPosition) -> None:
         self.fields.setdefault(name, []).append(pos)
+
+    def all_problems(self, skip: tuple[str, ...] = ()) -> list[CocotuneError]:
+        """Problems of this message and all its sub-messages, except fields named in ``skip``."""
+        out = list(self.problems)
+        for name, occurrences in self.fields.items():
+            if name in skip:
+                continue
+            for occ in occurrences:
+                if occ.children is not None:
+                    out.extend(occ.children.all_problems())
+        return out
+
+    def all_fork_fields(self) -> list[tuple[str, Position, str]]:
+        out = list(self.fork_fields)
+        for occurrences in self.fields.values():
+            for occ in occurrences:
+                if occ.children is not None:
+                    out.extend(occ.children.all_fork_fields())
+        return out
 
 
 @dataclass
@@ -155,7 +159,12 @@ def parse_float(text: str) -> float | None:
 
 
 class MessageFiller:
-    """Fills protobuf messages from text fields, collecting positions; raises on the first error."""
+    """Fills protobuf messages from text fields, collecting positions and schema errors.
+
+    A field with a schema error (unknown name, wrong value) is skipped and its error kept in
+    the :class:`PositionTree`, so that one run reports every problem of the file; the caller
+    decides when to raise (see ``cocotune.frontend.problems``).
+    """
 
     def __init__(self, source: Source) -> None:
         self.source = source
@@ -172,34 +181,51 @@ class MessageFiller:
         desc: Descriptor = msg.DESCRIPTOR
         first_seen: dict[str, TextField] = {}
         for f in fields:
-            fd = desc.fields_by_name.get(f.name)
-            if fd is None:
-                if f.name in FORK_ONLY_FIELDS:
-                    tree.fork_fields.append((f.name, self._pos(f.line, f.col)))
-                    continue
-                raise self._unknown_field(f, desc, where)
-            repeated = fd.is_repeated
-            if not repeated and f.name in first_seen:
-                prev = first_seen[f.name]
-                raise self._err(
-                    SchemaError,
-                    f"field '{f.name}' in {where} is given twice (first at line {prev.line});"
-                    " it holds a single value",
-                    f.line,
-                    f.col,
-                )
-            first_seen[f.name] = f
-            values = f.value if isinstance(f.value, list) else [f.value]
-            if isinstance(f.value, list) and not repeated:
-                raise self._err(
-                    SchemaError,
-                    f"field '{f.name}' in {where} holds a single value, not a list",
-                    f.line,
-                    f.col,
-                )
-            for value in values:
-                tree.record(f.name, self._set(msg, fd, f, value, repeated))
+            try:
+                self._fill_field(msg, desc, f, where, tree, first_seen)
+            except SchemaError as exc:
+                tree.problems.append(exc)
         return tree
+
+    def _fill_field(self, msg, desc: Descriptor, f: TextField, where: str, tree: PositionTree,
+                    first_seen: dict[str, TextField]) -> None:  # fmt: skip
+        fd = desc.fields_by_name.get(f.name)
+        if fd is None:
+            fork = fork_of(desc.name, f.name)
+            if fork is None:
+                raise self._unknown_field(f, desc, where)
+            tree.fork_fields.append((f.name, self._pos(f.line, f.col), fork))
+            exc = self._err(
+                ForkFieldError,
+                f"unsupported fork field '{f.name}' in {where} "
+                f"({f.name}: {fork} field in {desc.name})",
+                f.line,
+                f.col,
+            )
+            exc.field_name = f.name
+            tree.problems.append(exc)
+            return
+        repeated = fd.is_repeated
+        if not repeated and f.name in first_seen:
+            prev = first_seen[f.name]
+            raise self._err(
+                SchemaError,
+                f"field '{f.name}' in {where} is given twice (first at line {prev.line});"
+                " it holds a single value",
+                f.line,
+                f.col,
+            )
+        first_seen[f.name] = f
+        values = f.value if isinstance(f.value, list) else [f.value]
+        if isinstance(f.value, list) and not repeated:
+            raise self._err(
+                SchemaError,
+                f"field '{f.name}' in {where} holds a single value, not a list",
+                f.line,
+                f.col,
+            )
+        for value in values:
+            tree.record(f.name, self._set(msg, fd, f, value, repeated))
 
     def _set(self, msg, fd: FieldDescriptor, f: TextField, value, repeated: bool) -> FieldPosition:
         name_pos = self._pos(f.line, f.col)

@@ -43,6 +43,7 @@ class Layer:
     params: int = 0
     macs: int = 0
     fork: str | None = None  # set when the layer uses a Caffe-fork extension
+    shape_from: str | None = None  # a data layer's shape inferred from its fields: from which
 
     @property
     def name(self) -> str:
@@ -98,6 +99,9 @@ class Net:
     modules: list[Module]
     blobs: list[Blob]
     phase: str = "TEST"
+    # What the user should know that is not an error: input shapes inferred from data-layer
+    # fields, unsupported parts of layers the phase leaves out (printed by ``check``).
+    notes: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -101,7 +101,14 @@ rule("Input", bottoms=(0, 0), tops=(1, None), description="network input")(_inpu
 
 
 class NeedsInputShape(Exception):
-    """A data layer whose shape lives in a database: the user must give --input-shape."""
+    """A data layer whose shape (or part of it) lives in a database: ask for --input-shape.
+
+    ``message`` says what the file did determine and what is still unknown.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def _with_label(layer: Layer, data: Shape) -> list[Shape]:
@@ -111,34 +118,151 @@ def _with_label(layer: Layer, data: Shape) -> list[Shape]:
     return out
 
 
-def _transform_hw(layer: Layer, h: int | None, w: int | None) -> tuple[int | None, int | None]:
+def _line(layer: Layer, path: str, default: object = None) -> str:
+    """'line N' where the field at ``path`` is written, or 'default ...' when it is not."""
+    fallback = "default" if default is None else f"default {default}"
+    tree = layer.positions
+    parts = path.split(".")
+    for k, part in enumerate(parts):
+        occurrences = tree.fields.get(part) if tree is not None else None
+        if not occurrences:
+            return fallback
+        if k == len(parts) - 1:
+            return f"line {occurrences[0].value.line}"
+        tree = occurrences[0].children
+    return fallback  # pragma: no cover - the loop returns
+
+
+def _data_shape(layer: Layer, dims: list[tuple[int | None, str]], unknown_hint: str) -> Shape:
+    """N,C,H,W of a data layer from what its fields say; each dim comes with where it came from.
+
+    All known: the shape, and ``layer.shape_from`` tells the user it was inferred (and from
+    what). Some unknown: NeedsInputShape naming what is known, what is missing and why.
+    """
+    names = "NCHW"
+    known = [(n, v, why) for n, (v, why) in zip(names, dims) if v]
+    missing = [n for n, (v, _) in zip(names, dims) if not v]
+    top = layer.tops[0]
+    groups: list[tuple[str, list, str]] = []  # dims that share a source are said once
+    for n, v, why in known:
+        if groups and groups[-1][2] == why:
+            groups[-1] = (groups[-1][0] + n, groups[-1][1] + [v], why)
+        else:
+            groups.append((n, [v], why))
+    said = "; ".join(
+        f"{','.join(ns)}={','.join(str(v) for v in vs)} from {why}" for ns, vs, why in groups
+    )
+    if missing:
+        spec = ",".join(str(v) if v else n for n, (v, _) in zip(names, dims))
+        raise NeedsInputShape(
+            f"the file determines {said or 'none of it'}; {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} unknown ({unknown_hint}): "
+            f"give --input-shape {top}={spec}"
+        )
+    shape = tuple(int(v) for v, _ in dims)
+    layer.shape_from = f"'{top}' {fmt_shape(shape)} inferred from the file: {said}"
+    return shape
+
+
+def _transform_dims(layer: Layer) -> tuple[tuple[int | None, str], tuple[int | None, str]]:
+    """(H, W) from transform_param.crop_size: Caffe crops every image to crop_size."""
     crop = layer.param.transform_param.crop_size
-    return (crop, crop) if crop else (h, w)
+    if crop:
+        why = f"transform_param.crop_size ({_line(layer, 'transform_param.crop_size')})"
+        return (crop, why), (crop, why)
+    return (None, ""), (None, "")
+
+
+def _mean_value_channels(layer: Layer) -> tuple[int | None, str]:
+    """Channels as far as the transform says them (Caffe's DataTransformer checks these)."""
+    t = layer.param.transform_param
+    if len(t.mean_value) > 1:  # Caffe requires one mean_value, or one per channel
+        return len(t.mean_value), (
+            f"{len(t.mean_value)} mean_value ({_line(layer, 'transform_param.mean_value')})"
+        )
+    encoded = "decoding encoded images"
+    if t.force_color:
+        return (
+            3,
+            f"transform_param.force_color ({_line(layer, 'transform_param.force_color')}, {encoded})",
+        )
+    if t.force_gray:
+        return (
+            1,
+            f"transform_param.force_gray ({_line(layer, 'transform_param.force_gray')}, {encoded})",
+        )
+    if layer.param.type == "Data" and layer.param.data_param.force_encoded_color:
+        return 3, (
+            f"data_param.force_encoded_color ({_line(layer, 'data_param.force_encoded_color')}, "
+            f"{encoded})"
+        )
+    return None, ""
 
 
 @rule("Data", "HDF5Data", "WindowData", bottoms=(0, 0), tops=(1, 2), description="data reader")
 def _database_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param
     if p.type == "WindowData":
-        crop = p.window_data_param.crop_size or p.transform_param.crop_size
-        if crop:
-            return _with_label(layer, (p.window_data_param.batch_size, 3, crop, crop))
-    raise NeedsInputShape()
+        w = p.window_data_param
+        n = (
+            w.batch_size or None,
+            f"window_data_param.batch_size ({_line(layer, 'window_data_param.batch_size')})",
+        )
+        c = (3, "WindowData (always reads colour images)")
+        if w.crop_size:
+            why = f"window_data_param.crop_size ({_line(layer, 'window_data_param.crop_size')})"
+            h = wd = (w.crop_size, why)
+        else:
+            h, wd = _transform_dims(layer)
+        hint = "give window_data_param.crop_size"
+    elif p.type == "HDF5Data":
+        n = (p.hdf5_data_param.batch_size or None,
+             f"hdf5_data_param.batch_size ({_line(layer, 'hdf5_data_param.batch_size')})")  # fmt: skip
+        c = h = wd = (None, "")
+        hint = "they are the shape of the datasets in the HDF5 files"
+    else:
+        n = (p.data_param.batch_size or None,
+             f"data_param.batch_size ({_line(layer, 'data_param.batch_size')})")  # fmt: skip
+        c = _mean_value_channels(layer)
+        h, wd = _transform_dims(layer)
+        hint = "they are stored with the images in the database"
+        if not c[0]:
+            hint += "; one mean_value per channel would tell C"
+        if not h[0]:
+            hint += "; transform_param.crop_size would tell H and W"
+    return _with_label(layer, _data_shape(layer, [n, c, h, wd], hint))
 
 
 @rule("ImageData", bottoms=(0, 0), tops=(1, 2), description="image list reader")
 def _image_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param.image_data_param
-    h, w = _transform_hw(layer, p.new_height or None, p.new_width or None)
-    if h is None or w is None:
-        raise NeedsInputShape()
-    return _with_label(layer, (p.batch_size, 3 if p.is_color else 1, h, w))
+    n = (
+        p.batch_size,
+        f"image_data_param.batch_size ({_line(layer, 'image_data_param.batch_size', 1)})",
+    )
+    c = (
+        3 if p.is_color else 1,
+        f"image_data_param.is_color ({_line(layer, 'image_data_param.is_color', 'true')})",
+    )
+    h, w = _transform_dims(layer)
+    if not h[0] and p.new_height and p.new_width:
+        h = (
+            p.new_height,
+            f"image_data_param.new_height ({_line(layer, 'image_data_param.new_height')})",
+        )
+        w = (
+            p.new_width,
+            f"image_data_param.new_width ({_line(layer, 'image_data_param.new_width')})",
+        )
+    hint = "images keep their own size without crop_size or new_height/new_width"
+    return _with_label(layer, _data_shape(layer, [n, c, h, w], hint))
 
 
 @rule("MemoryData", bottoms=(0, 0), tops=(1, 2), description="in-memory data")
 def _memory_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param.memory_data_param
-    h, w = _transform_hw(layer, p.height, p.width)
+    crop = layer.param.transform_param.crop_size
+    h, w = (crop, crop) if crop else (p.height, p.width)
     return _with_label(layer, (p.batch_size, p.channels, h, w))
 
 
@@ -897,19 +1021,23 @@ LAYER_RULES["Silence"] = LayerRule(
 # ---------------------------------------------------------------------------------------------
 
 KNOWN_UNSUPPORTED: dict[str, str] = {
-    "PriorBox": "SSD detection fork: generates prior boxes",
-    "DetectionOutput": "SSD detection fork: box decoding and NMS",
-    "DetectionEvaluate": "SSD detection fork: detection metric",
-    "MultiBoxLoss": "SSD detection fork: detection loss",
-    "Permute": "SSD detection fork: axis permutation",
-    "Normalize": "SSD detection fork: L2 normalisation",
-    "AnnotatedData": "SSD detection fork: annotated data reader",
-    "ROIPooling": "Faster R-CNN fork: region-of-interest pooling",
-    "PSROIPooling": "R-FCN fork: position-sensitive ROI pooling",
-    "SmoothL1Loss": "Faster R-CNN fork: box regression loss",
+    "AnnotatedData": "SSD fork (weiliu89/caffe): reads images with boxes, samples and distorts them",
+    "VideoData": "SSD fork (weiliu89/caffe): reads frames from a video or webcam",
+    "PriorBox": "SSD fork (weiliu89/caffe): generates the default (prior) boxes",
+    "Permute": "SSD fork (weiliu89/caffe): axis permutation of box predictions",
+    "Normalize": "SSD fork (weiliu89/caffe): L2 normalisation with a learned scale",
+    "MultiBoxLoss": "SSD fork (weiliu89/caffe): box matching, hard negative mining, SSD loss",
+    "DetectionOutput": "SSD fork (weiliu89/caffe): box decoding and non-maximum suppression",
+    "DetectionEvaluate": "SSD fork (weiliu89/caffe): detection mAP metric",
+    "ROIPooling": "Faster R-CNN fork (rbgirshick/caffe-fast-rcnn): region-of-interest pooling",
+    "SmoothL1Loss": "Faster R-CNN fork (rbgirshick/caffe-fast-rcnn): box regression loss",
+    "Proposal": "Faster R-CNN C++ forks: region proposals with NMS",
+    "PSROIPooling": "R-FCN fork (daijifeng001/caffe-rfcn): position-sensitive ROI pooling",
     "Python": "Python layer: runs user code that cocotune cannot see",
-    "Interp": "segmentation fork: bilinear interpolation",
-    "Upsample": "SegNet fork: unpooling",
+    "Interp": "DeepLab/PSPNet forks: bilinear interpolation",
+    "Upsample": "SegNet fork (alexgkendall/caffe-segnet): unpooling",
+    "Reorg": "YOLO forks: space-to-depth reorganisation",
+    "Region": "YOLO forks: region (box) output",
     "HDF5Output": "writes blobs to disk (no forward result)",
     "Im2col": "im2col (internal helper layer)",
     "SPP": "spatial pyramid pooling",
@@ -947,11 +1075,12 @@ def infer_shapes(net: Net, input_shapes: dict[str, Shape] | None = None) -> None
             else:
                 out = spec.shape(layer, in_shapes)
             cost = spec.cost(layer, in_shapes, out) if spec.cost else Cost()
-        except NeedsInputShape:
+        except NeedsInputShape as exc:
+            detail = exc.message or f"give it with --input-shape {layer.tops[0]}=N,C,H,W"
             raise net.source.error_at(
                 ShapeError,
                 f"layer '{layer.name}' ({layer.type}) reads its data shape from its source; "
-                f"give it with --input-shape {layer.tops[0]}=N,C,H,W",
+                + detail,
                 layer.pos("type"),
             ) from None
         except _LayerShapeError as exc:
@@ -972,6 +1101,10 @@ def infer_shapes(net: Net, input_shapes: dict[str, Shape] | None = None) -> None
                 )
             blob.shape = tuple(int(d) for d in shape)
         layer.params, layer.macs = cost.params, cost.macs
+        if layer.shape_from:
+            note = f"layer '{layer.name}' ({layer.type}): {layer.shape_from}"
+            if note not in net.notes:
+                net.notes.append(note)
 
 
 def _given_shapes(layer: Layer, spec: LayerRule, given: dict[str, Shape]) -> list[Shape]:
@@ -980,6 +1113,7 @@ def _given_shapes(layer: Layer, spec: LayerRule, given: dict[str, Shape]) -> lis
         default: list[Shape] | None = spec.shape(layer, [])
     except (NeedsInputShape, _LayerShapeError):
         default = None
+    layer.shape_from = None  # the user's --input-shape wins over what the file says
     out: list[Shape] = []
     for i, top in enumerate(layer.tops):
         if top in given:

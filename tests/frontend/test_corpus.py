@@ -30,15 +30,20 @@ EXPECTED_FAILURES = {
     # Two layers named "loss": Caffe tolerates it (names only matter for weight sharing), but
     # cocotune matches weights and Keras layers by name, so it must be unambiguous.
     "autoencoder__BVLC__mnist_autoencoder.prototxt": ["duplicate layer name 'loss'"],
+    # One error for all 19 detection layers: each type once with a caret, the other layers of
+    # that type in a note (12 Permute layers would otherwise fill the screen).
     "ssd__chuanqi305__MobileNetSSD_deploy.prototxt": [
-        "unsupported type 'Permute' (SSD detection fork",
-        "unsupported type 'PriorBox' (SSD detection fork",
-        "unsupported type 'DetectionOutput' (SSD detection fork",
-        "(unsupported types: DetectionOutput, Permute, PriorBox)",
+        "unsupported type 'Permute' (SSD fork (weiliu89/caffe)",
+        "unsupported type 'PriorBox' (SSD fork (weiliu89/caffe)",
+        "unsupported type 'DetectionOutput' (SSD fork (weiliu89/caffe)",
+        "note: 11 more 'Permute' layer(s): 'conv11_mbox_conf_perm' (line 1220)",
+        "error: 19 problems (unsupported types: DetectionOutput (1 layer), Permute (12 layers), "
+        "PriorBox (6 layers))",
     ],
     "fasterrcnn__rbgirshick__pascal_voc-VGG16-faster_rcnn_end2end-test.prototxt": [
         "unsupported type 'Python' (Python layer rpn.proposal_layer.ProposalLayer",
-        "unsupported type 'ROIPooling' (Faster R-CNN fork",
+        "unsupported type 'ROIPooling' (Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)",
+        "error: 2 problems (unsupported types: Python (1 layer), ROIPooling (1 layer))",
     ],
 }
 DATA_INPUTS["autoencoder__BVLC__mnist_autoencoder.prototxt"] = {"data": (100, 1, 28, 28)}
@@ -63,10 +68,47 @@ def test_corpus_net(path):
         assert all(d > 0 for d in blob.shape), (blob.name, blob.shape)
 
 
-def test_corpus_data_nets_ask_for_a_shape():
+def test_corpus_data_nets_ask_only_for_what_the_file_does_not_say():
     path = corpus_file("lenet__BVLC__lenet_train_test.prototxt")
-    with pytest.raises(CocotuneError, match=r"--input-shape data=N,C,H,W"):
+    with pytest.raises(CocotuneError) as info:
         load_net(path)
+    assert info.value.message == (
+        "layer 'mnist' (Data) reads its data shape from its source; the file determines N=100 "
+        "from data_param.batch_size (line 32); C, H, W are unknown (they are stored with the "
+        "images in the database; one mean_value per channel would tell C; "
+        "transform_param.crop_size would tell H and W): give --input-shape data=100,C,H,W"
+    )
+    with pytest.raises(CocotuneError) as info:
+        load_net(path, phase="TRAIN")
+    assert "N=64 from data_param.batch_size (line 15)" in info.value.message
+    assert info.value.message.endswith("give --input-shape data=64,C,H,W")
+    path = corpus_file("cifar10__BVLC__cifar10_full_train_test.prototxt")
+    with pytest.raises(CocotuneError) as info:
+        load_net(path)
+    assert info.value.message.endswith("give --input-shape data=100,C,H,W")
+
+
+@pytest.mark.parametrize(
+    "name,phase,shape,said",
+    [
+        ("squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt", "TEST", (25, 3, 227, 227),
+         "N=25 from data_param.batch_size (line 44); C=3 from 3 mean_value (line 38); "
+         "H,W=227,227 from transform_param.crop_size (line 37)"),
+        ("squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt", "TRAIN", (32, 3, 227, 227),
+         "N=32 from data_param.batch_size (line 24)"),
+        ("caffenet__BVLC__finetune_flickr_style-train_val.prototxt", "TEST", (50, 3, 227, 227),
+         "N=50 from image_data_param.batch_size (line 37); C=3 from image_data_param.is_color "
+         "(default true); H,W=227,227 from transform_param.crop_size (line 32)"),
+        ("caffenet__BVLC__finetune_flickr_style-train_val.prototxt", "TRAIN", (50, 3, 227, 227),
+         "H,W=227,227 from transform_param.crop_size"),
+    ],
+)  # fmt: skip
+def test_corpus_data_shapes_inferred_from_the_file(name, phase, shape, said):
+    net = load_net(corpus_file(name), phase=phase)
+    assert net.final_blobs()["data"].shape == shape
+    assert net.final_blobs()["label"].shape == shape[:1]
+    assert len(net.notes) == 1 and said in net.notes[0]
+    assert net.notes[0].startswith(f"layer 'data' ({net.layers[0].type}): 'data' ")
 
 
 def test_autoencoder_without_stage_explains_the_rule():

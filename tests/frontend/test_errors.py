@@ -121,9 +121,14 @@ def test_every_unsupported_layer_type_is_listed_at_once(run_cli, write_net):
                              ("frob", "Frobnicate", 7), ("py", "Python", 8)):  # fmt: skip
         assert f"layer '{name}': unsupported type '{kind}'" in err
         assert f"{path}:{line}:" in err
-    assert "SSD detection fork" in err
+    assert "SSD fork (weiliu89/caffe)" in err
     assert "Python layer rpn.layer.Proposal" in err
-    assert "4 layers cannot be handled" in err.splitlines()[-1]
+    assert err.splitlines()[-1] == (
+        "error: 4 problems (unsupported types: Frobnicate (1 layer), Permute (1 layer), "
+        "PriorBox (1 layer), Python (1 layer))"
+    )
+    # The Permute layer's own permute_param (an SSD field) only repeats its type: not listed.
+    assert "fork field 'permute_param'" not in err
 
 
 def test_unsupported_fork_field_is_reported_not_a_typo(run_cli, write_net):
@@ -133,7 +138,12 @@ def test_unsupported_fork_field_is_reported_not_a_typo(run_cli, write_net):
     )
     result = run_cli("check", path)
     assert result.code == 2
-    assert "uses fork-only field(s) roi_pooling_param" in result.err
+    assert first_line(result.err) == (
+        f"{path}:5:56: error: layer 'r': unsupported fork field 'roi_pooling_param' in layer "
+        "(roi_pooling_param: Faster R-CNN fork (rbgirshick/caffe-fast-rcnn) field in "
+        "LayerParameter)"
+    )
+    assert caret_col(result.err) == 56
 
 
 @pytest.mark.parametrize(
@@ -169,7 +179,8 @@ def test_data_layer_without_shape_asks_for_input_shape(run_cli, write_net):
     )
     result = run_cli("check", path)
     assert result.code == 2
-    assert "give it with --input-shape data=N,C,H,W" in result.err
+    assert "the file determines N=4 from data_param.batch_size (line 2)" in result.err
+    assert "give --input-shape data=4,C,H,W" in result.err
     ok = run_cli("check", path, "--input-shape", "data=4,3,32,32", "--json")
     assert ok.code == 0, ok.err
     assert '"label": [\n' in ok.out
