@@ -8,10 +8,13 @@ index). The IR keeps Caffe's blob *names* for users, and gives every write its o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cocotune.errors import NetError, Position
-from cocotune.frontend.source import Source
-from cocotune.frontend.to_proto import PositionTree
+
+if TYPE_CHECKING:  # annotations only: the IR must not import the parser (and Lark) to exist
+    from cocotune.frontend.source import Source
+    from cocotune.frontend.to_proto import PositionTree
 
 Shape = tuple[int, ...]
 
