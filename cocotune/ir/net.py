@@ -145,9 +145,6 @@ class Net:
             del copy.exclude[:]
         return out
 
-    def input_layers(self) -> list[Layer]:
-        return [layer for layer in self.layers if not layer.inputs]
-
 
 def build_net(name: str, source: Source, records, module_positions: dict[str, Position],
               phase: str, excluded=()) -> Net:  # fmt: skip
