@@ -379,7 +379,7 @@ def _count_hints(layer: Layer, found: int, expected: int) -> list[str]:
         "Scale": "scale_param.bias_term",
     }.get(layer.type)
     if field and abs(found - expected) == 1:
-        value = getattr(getattr(p, field.split(".")[0]), "bias_term")
+        value = getattr(p, field.split(".")[0]).bias_term
         return [f"the prototxt has {field}: {str(bool(value)).lower()}; the caffemodel disagrees"]
     return []
 

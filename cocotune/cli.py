@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception:  # noqa: BLE001 - the last line of defence: a bug, not user error
+    except Exception:  # the last line of defence: a bug, not user error
         traceback.print_exc()
         print(
             "cocotune: internal error (this is a bug in cocotune, please report it with the "

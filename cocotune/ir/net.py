@@ -25,8 +25,8 @@ class Blob:
 
     name: str
     version: int
-    producer: "Layer | None"
-    consumers: list["Layer"] = field(default_factory=list)
+    producer: Layer | None
+    consumers: list[Layer] = field(default_factory=list)
     shape: Shape | None = None
 
     def __repr__(self) -> str:
