@@ -16,8 +16,6 @@ this module.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from google.protobuf.message import DecodeError
 
 from cocotune._proto import caffe_pb2
 from cocotune.errors import WeightsError, read_user_bytes
+from cocotune.files import write_bytes_atomic
 from cocotune.frontend.upgrade import V0_TYPE_NAMES, V1_TYPE_NAMES
 from cocotune.ir.net import Layer, Net, Shape
 from cocotune.ir.shapes import _scale_param_shape, canonical_axis, conv_geometry, fmt_shape
@@ -380,7 +379,7 @@ def _count_hints(layer: Layer, found: int, expected: int) -> list[str]:
         "Scale": "scale_param.bias_term",
     }.get(layer.type)
     if field and abs(found - expected) == 1:
-        value = getattr(getattr(p, field.split(".")[0]), "bias_term")
+        value = getattr(p, field.split(".")[0]).bias_term
         return [f"the prototxt has {field}: {str(bool(value)).lower()}; the caffemodel disagrees"]
     return []
 
@@ -514,27 +513,17 @@ def _check_weights(
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename it over ``path``."""
+    """Write ``data`` whole or not at all (cocotune.files), with a caffemodel's errors."""
     shown = str(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise WeightsError(f"cannot write caffemodel '{shown}': it is a directory")
     if not parent.is_dir():
         raise WeightsError(f"cannot write caffemodel '{shown}': no directory '{parent}'")
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        write_bytes_atomic(path, data)
     except OSError as exc:
         raise WeightsError(f"cannot write caffemodel '{shown}': {exc.strerror or exc}") from None
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 # ---------------------------------------------------------------------------------------------

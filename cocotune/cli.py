@@ -14,9 +14,14 @@ import traceback
 from collections.abc import Sequence
 
 from cocotune import __version__
+from cocotune.cli_support import add_net_options, import_tensorflow_quietly, load_net_from_args
 from cocotune.errors import CocotuneError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+# The old name, for the command modules that still import it from here (convert/command.py,
+# gen/package.py, tuning/commands.py): the new home is cocotune.cli_support.add_net_options.
+_add_net_options = add_net_options
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -26,27 +31,6 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER)
-
-
-def _add_net_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prototxt", help="Caffe net (.prototxt), optionally with module { } blocks")
-    p.add_argument("--phase", default="TEST", choices=["TEST", "TRAIN"],
-                   help="which phase's layers to keep (include/exclude rules); default TEST")  # fmt: skip
-    p.add_argument("--stage", action="append", default=[], metavar="NAME",
-                   help="a NetState stage for include/exclude rules (repeatable)")  # fmt: skip
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="override or supply an input blob's shape (repeatable)")  # fmt: skip
-
-
-def load_net_from_args(args: argparse.Namespace):
-    from cocotune.frontend.load import load_net, parse_input_shapes
-
-    return load_net(
-        args.prototxt,
-        phase=args.phase,
-        stages=args.stage,
-        input_shapes=parse_input_shapes(args.input_shape),
-    )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -109,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "settings and check the nets it names (found relative to the working "
                        "directory, as Caffe does, or next to the solver) in the phases the "
                        "solver runs them in.")  # fmt: skip
-    _add_net_options(p)
+    add_net_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_check)
 
@@ -129,35 +113,8 @@ def _optional_commands():
     return [convert, tuning, modules, gen, cocogen]
 
 
-# Subcommands that load TensorFlow; its C++ start-up banner goes to stderr before any
-# Python logging setting can reach it, so the import happens with stderr parked.
+# Subcommands that load TensorFlow (quietly: see import_tensorflow_quietly).
 TENSORFLOW_COMMANDS = frozenset({"convert", "gen", "cocogen"})
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow without its banner; a missing or untested one is a user error.
-
-    TensorFlow is not a hard requirement of the package (the user chooses ``tensorflow`` or
-    ``tensorflow-cpu``), so this is where a missing one is reported (cocotune/dependencies.py).
-    """
-    from cocotune.dependencies import check_tensorflow_version, import_tensorflow
-
-    if "tensorflow" in sys.modules:
-        check_tensorflow_version(str(getattr(sys.modules["tensorflow"], "__version__", "")))
-        return
-    import os
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import_tensorflow()
-            finally:
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception:  # noqa: BLE001 - the last line of defence: a bug, not user error
+    except Exception:  # the last line of defence: a bug, not user error
         traceback.print_exc()
         print(
             "cocotune: internal error (this is a bug in cocotune, please report it with the "

@@ -1,8 +1,9 @@
-"""Find the data files (grammar, templates, schema) that ship inside the installed package.
+"""Find the data files (grammar, templates) that ship inside the installed package.
 
-``grammar/``, ``codegen_templates/`` and ``proto/`` live at the top of the repository and are
-mapped into the package as ``cocotune.grammar`` etc. by setup.py, so one code path finds them
-both in an editable checkout and in an installed wheel.
+``grammar/`` and ``codegen_templates/`` live at the top of the repository and are mapped into
+the package as ``cocotune.grammar`` etc. by setup.py, so one code path finds them both in an
+editable checkout and in an installed wheel. (``proto/caffe.proto`` ships the same way, as the
+schema ``cocotune/_proto/caffe_pb2.py`` was generated from; nothing reads it at run time.)
 """
 
 from __future__ import annotations
@@ -20,11 +21,6 @@ def grammar_file(name: str) -> Traversable:
 def templates_dir() -> Traversable:
     """The root of the Jinja2 templates (``keras/``, ``c/``)."""
     return files("cocotune.codegen_templates")
-
-
-def proto_file(name: str = "caffe.proto") -> Traversable:
-    """The schema cocotune reads and writes Caffe files with."""
-    return files("cocotune.proto").joinpath(name)
 
 
 @cache

@@ -31,7 +31,7 @@ class TextScalar:
 
 @dataclass
 class TextMessage:
-    fields: list["TextField"]
+    fields: list[TextField]
     line: int
     col: int
 

@@ -234,7 +234,7 @@ def _net_requests(param, input_stages: list[str]) -> list[tuple[str, str, list[s
     for i, written in enumerate(param.test_net):
         stages = list(param.test_state[i].stage) if i < len(param.test_state) else []
         out.append(("test_net", "TEST", stages + input_stages, written))
-    for i, inline in enumerate(param.test_net_param):
+    for inline in param.test_net_param:
         out.append(("test_net_param", "TEST", input_stages, inline))
     return out
 

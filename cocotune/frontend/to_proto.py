@@ -26,7 +26,7 @@ class FieldPosition:
 
     name: Position
     value: Position
-    children: "PositionTree | None" = None
+    children: PositionTree | None = None
 
 
 @dataclass

@@ -8,10 +8,13 @@ index). The IR keeps Caffe's blob *names* for users, and gives every write its o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cocotune.errors import NetError, Position
-from cocotune.frontend.source import Source
-from cocotune.frontend.to_proto import PositionTree
+
+if TYPE_CHECKING:  # annotations only: the IR must not import the parser (and Lark) to exist
+    from cocotune.frontend.source import Source
+    from cocotune.frontend.to_proto import PositionTree
 
 Shape = tuple[int, ...]
 
@@ -22,8 +25,8 @@ class Blob:
 
     name: str
     version: int
-    producer: "Layer | None"
-    consumers: list["Layer"] = field(default_factory=list)
+    producer: Layer | None
+    consumers: list[Layer] = field(default_factory=list)
     shape: Shape | None = None
 
     def __repr__(self) -> str:
@@ -141,9 +144,6 @@ class Net:
             del copy.include[:]
             del copy.exclude[:]
         return out
-
-    def input_layers(self) -> list[Layer]:
-        return [layer for layer in self.layers if not layer.inputs]
 
 
 def build_net(name: str, source: Source, records, module_positions: dict[str, Position],

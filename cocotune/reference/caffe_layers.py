@@ -555,7 +555,7 @@ def concat(xs, axis=1):
     return np.concatenate([np.asarray(a) for a in xs], axis=axis)
 
 
-def slice(x, axis=1, slice_points=None, num_outputs=None):  # noqa: A001
+def slice(x, axis=1, slice_points=None, num_outputs=None):
     """Caffe Slice: split along ``axis`` at ``slice_points`` or, if none are
     given, into ``num_outputs`` equal parts."""
     xa = np.asarray(x)
@@ -624,7 +624,7 @@ def reshape(x, shape, axis=0, num_axes=-1):
     if -1 in shape:
         i = shape.index(-1)
         known = _count(xa.shape, 0, start) * _count(xa.shape, end)
-        for j, v in enumerate(shape):
+        for j in range(len(shape)):
             if j != i:
                 known *= top[start + j]
         if xa.size % known:
@@ -711,7 +711,7 @@ def tanh(x):
     return _ret(np.tanh(_f64(x)), x)
 
 
-def power(x, power=1.0, scale=1.0, shift=0.0):  # noqa: A002
+def power(x, power=1.0, scale=1.0, shift=0.0):
     """Caffe Power: (shift + scale*x)^power.  Special case (power_layer.cpp):
     if power*scale == 0 the output is the constant 1 (power == 0) or
     shift^power."""
@@ -757,12 +757,12 @@ def log(x, base=-1.0, scale=1.0, shift=0.0):
     return _ret(y, x)
 
 
-def threshold(x, threshold=0.0):  # noqa: A002
+def threshold(x, threshold=0.0):
     """Caffe Threshold: 1 where x > threshold else 0 (strict)."""
     return _ret((_f64(x) > float(threshold)).astype(np.float64), x)
 
 
-def clip(x, min, max):  # noqa: A002
+def clip(x, min, max):
     """Caffe Clip: max(min, min(x, max))."""
     return _ret(np.maximum(float(min), np.minimum(_f64(x), float(max))), x)
 
@@ -1045,7 +1045,7 @@ def _need(wts, n, layer):
         )
 
 
-def _run_layer(layer, ltype, xs, wts):  # noqa: C901 - a plain dispatch table
+def _run_layer(layer, ltype, xs, wts):
     x = xs[0] if xs else None
     ntop = len(layer.top)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from cocotune.tuning.pruning import kept_filters
+from cocotune.tuning.pruning_rule import kept_filters
 
 MODES = ("full", "finetune", "pretrain")
 

@@ -13,6 +13,7 @@ import sys
 
 from google.protobuf import text_format
 
+from cocotune.cli_support import add_net_options, load_net_from_args
 from cocotune.errors import CocotuneError
 from cocotune.ir.net import Net
 
@@ -66,8 +67,6 @@ def _indent(text: str, pad: str) -> str:
 
 
 def cmd_modules(args: argparse.Namespace) -> int:
-    from cocotune.cli import load_net_from_args
-
     net = load_net_from_args(args)
     text = wrap_in_modules(net, args.by, args.prefix)
     sys.stdout.write(text)
@@ -77,15 +76,13 @@ def cmd_modules(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from cocotune.cli import _add_net_options
-
     p = subparsers.add_parser(
         "modules",
         help="print the net with module { } blocks grouped by a layer-name pattern",
         description="Group consecutive layers whose names match --by (its first group names "
         "the block) into module blocks, and print the resulting Prototxt.",
     )
-    _add_net_options(p)
+    add_net_options(p)
     p.add_argument("--by", default=RESNET_BLOCKS,
                    help=f"regex whose first group names the block (default: ResNet, {RESNET_BLOCKS})")  # fmt: skip
     p.add_argument("--prefix", default="res", help="module name = PREFIX + block (default res)")

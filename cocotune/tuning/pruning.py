@@ -36,6 +36,7 @@ import numpy as np
 from cocotune.errors import SubspaceError, WeightsError
 from cocotune.ir.net import Blob, Layer, Net, Shape
 from cocotune.ir.shapes import LAYER_RULES, Cost
+from cocotune.tuning.pruning_rule import kept_filters
 
 __all__ = [
     "PruningAnalysis",
@@ -53,22 +54,6 @@ __all__ = [
 ]
 
 _CONV_TYPES = ("Convolution", "ConvolutionDepthwise")
-
-
-# ---------------------------------------------------------------------------------------------
-# How many filters a rate keeps
-# ---------------------------------------------------------------------------------------------
-
-
-def kept_filters(num_output: int, rate: float) -> int:
-    """Filters kept at pruning rate ``rate``: ``max(1, ceil((1 - rate) * num_output))``.
-
-    The product is rounded to 9 decimals before ``ceil`` because ``(1 - 0.7) * 10`` is
-    ``3.0000000000000004`` in floating point, and a user who asks for 70% of 10 filters expects 3.
-    """
-    if not 0 <= rate < 1:
-        raise ValueError(f"a pruning rate is in [0, 1), got {rate!r}")
-    return max(1, math.ceil(round((1 - rate) * num_output, 9)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import pytest
 
 from cocotune.caffemodel import random_weights, write_caffemodel
 from cocotune.convert.command import convert, import_generated, verify
-from cocotune.errors import CocotuneError
 from cocotune.frontend.load import load_net
 from tests.conftest import EXAMPLES, corpus_file
 from tests.reference import caffe_layers as ref

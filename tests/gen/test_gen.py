@@ -190,10 +190,9 @@ def test_gen_errors(tmp_path, run_cli, write_net):
 
 @pytest.mark.slow
 def test_resnet50_with_500_configurations_builds_in_all_modes(tmp_path):
-    from tests.conftest import corpus_file
-
     from cocotune.tuning.modules import wrap_in_modules
     from cocotune.tuning.subspace import format_subspace, sample_subspace
+    from tests.conftest import corpus_file
 
     net = load_net(corpus_file("resnet__KaimingHe__ResNet-50-deploy.prototxt"))
     (tmp_path / "net.prototxt").write_text(wrap_in_modules(net))

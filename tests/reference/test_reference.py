@@ -2,8 +2,6 @@
 independent formulas (scipy).  These never touch cocotune code except the
 optional caffe_pb2 used by the run_net tests."""
 
-import itertools
-
 import numpy as np
 import pytest
 from scipy.signal import correlate2d

@@ -9,7 +9,7 @@ from cocotune.convert.emitters.base import Call, Emitter, pyrepr
 
 def f32(value: float) -> str:
     """A float parameter as Caffe holds it (float32), printed as the shortest literal."""
-    return pyrepr((np.float32(value)))
+    return pyrepr(np.float32(value))
 
 
 class ReLUEmitter(Emitter):

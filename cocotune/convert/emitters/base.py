@@ -42,7 +42,7 @@ class LayerPlan:
     """Everything resolved about one Caffe layer before code or weights are produced."""
 
     layer: Layer
-    emitter: "Emitter"
+    emitter: Emitter
     keras_name: str
     in_vars: list[str]
     out_vars: list[str]
@@ -98,7 +98,7 @@ class Emitter:
     def out_layouts(self, plan: LayerPlan) -> list[Layout]:
         return [layout_for_shape(s) for s in plan.out_shapes]
 
-    def calls(self, plan: LayerPlan, gen: "CodeContext") -> list[Call]:
+    def calls(self, plan: LayerPlan, gen: CodeContext) -> list[Call]:
         raise NotImplementedError
 
     def keras_layer_names(self, plan: LayerPlan) -> list[str]:
@@ -122,7 +122,7 @@ class NameExpr(str):
 
     raw: str
 
-    def __new__(cls, expr: str, raw: str) -> "NameExpr":
+    def __new__(cls, expr: str, raw: str) -> NameExpr:
         obj = super().__new__(cls, expr)
         obj.raw = raw
         return obj

@@ -7,17 +7,15 @@ the total is odd. So padding is always its own ``ZeroPadding2D`` and the convolu
 
 from __future__ import annotations
 
-import numpy as np
-
 from cocotune.convert.emitters.base import (
-    blobs_with_bias,
-    weights_with_bias,
     Call,
     CodeContext,
     Emitter,
     LayerPlan,
     Unsupported,
+    blobs_with_bias,
     pyrepr,
+    weights_with_bias,
 )
 from cocotune.ir.shapes import conv_geometry
 

@@ -56,8 +56,8 @@ class BatchNormEmitter(Emitter):
         kwargs = {}
         if axis != rank - 1:
             kwargs["axis"] = str(axis)
-        kwargs["epsilon"] = pyrepr((np.float32(p.eps)))
-        kwargs["momentum"] = pyrepr((np.float32(p.moving_average_fraction)))
+        kwargs["epsilon"] = pyrepr(np.float32(p.eps))
+        kwargs["momentum"] = pyrepr(np.float32(p.moving_average_fraction))
         if plan.fused is None:
             kwargs["center"] = "False"
             kwargs["scale"] = "False"
@@ -276,9 +276,9 @@ class LRNEmitter(Emitter):
         region = '"across_channels"' if p.norm_region == p.ACROSS_CHANNELS else '"within_channel"'
         kwargs = {
             "local_size": str(p.local_size),
-            "alpha": pyrepr((np.float32(p.alpha))),
-            "beta": pyrepr((np.float32(p.beta))),
-            "k": pyrepr((np.float32(p.k))),
+            "alpha": pyrepr(np.float32(p.alpha)),
+            "beta": pyrepr(np.float32(p.beta)),
+            "k": pyrepr(np.float32(p.k)),
         }
         if p.norm_region != p.ACROSS_CHANNELS:
             kwargs["norm_region"] = region
@@ -300,6 +300,6 @@ class MVNEmitter(Emitter):
             kwargs["normalize_variance"] = "False"
         if p.across_channels:
             kwargs["across_channels"] = "True"
-        kwargs["eps"] = pyrepr((np.float32(p.eps)))
+        kwargs["eps"] = pyrepr(np.float32(p.eps))
         return [Call(plan.out_vars[0], "caffe.MVN", [plan.in_vars[0]], kwargs=kwargs,
                      name=gen.name(plan.keras_name))]  # fmt: skip
