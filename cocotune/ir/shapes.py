@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cocotune.errors import ShapeError
+from cocotune.ir import random_init
 from cocotune.ir.catalogue import (
     CHANNELWISE,
     PRODUCER,
+    BlobSpec,
     LayerType,
     PruningRole,
     known_unsupported,
@@ -411,10 +413,40 @@ def _conv_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape], depthwise=
     return Cost(params, macs)
 
 
+def _with_bias(weights: BlobSpec, param) -> list[BlobSpec]:
+    return [weights] + ([BlobSpec("bias", (param.num_output,))] if param.bias_term else [])
+
+
+def _conv_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    channels = bottoms[0][g.axis]
+    return _with_bias(BlobSpec("weights", (p.num_output, channels // p.group) + g.kernel), p)
+
+
+def _depthwise_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    """The depthwise fork allocates (C, 1, kh, kw) whatever group says."""
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    return _with_bias(BlobSpec("weights", (bottoms[0][g.axis], 1) + g.kernel), p)
+
+
+def _deconv_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    channels = bottoms[0][g.axis]
+    return _with_bias(BlobSpec("weights", (channels, p.num_output // p.group) + g.kernel), p)
+
+
+_conv_init = random_init.he_normal(lambda layer, w: prod(w[1:]))
+
 register(
     "Convolution",
     shape=_conv_shape,
     cost=_conv_cost,
+    blobs=_conv_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
     bottoms=(1, None),
     tops=(1, None),
     description="convolution",
@@ -431,6 +463,9 @@ register(
     "ConvolutionDepthwise",
     shape=lambda layer, b: _conv_shape(layer, b, depthwise=True),
     cost=lambda layer, b, t: _conv_cost(layer, b, t, depthwise=True),
+    blobs=_depthwise_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
     bottoms=(1, None),
     tops=(1, None),
     fork="depthwise-convolution fork (MobileNet/ShuffleNet)",
@@ -477,6 +512,9 @@ register(
     "Deconvolution",
     shape=_deconv_shape,
     cost=_deconv_cost,
+    blobs=_deconv_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
     bottoms=(1, None),
     tops=(1, None),
     description="transposed convolution",
@@ -598,10 +636,24 @@ def _ip_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     return Cost(params, rows * k * p.num_output)
 
 
+def _ip_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.inner_product_param
+    x = bottoms[0]
+    k = prod(x[canonical_axis(p.axis, len(x)) :])
+    return _with_bias(
+        BlobSpec("weights", (k, p.num_output) if p.transpose else (p.num_output, k)), p
+    )
+
+
 register(
     "InnerProduct",
     shape=_ip_shape,
     cost=_ip_cost,
+    blobs=_ip_blobs,
+    init=random_init.he_normal(
+        lambda layer, w: w[0] if layer.param.inner_product_param.transpose else w[1]
+    ),
+    bias_field="inner_product_param.bias_term",
     description="fully connected",
     pruning=PruningRole(
         PRODUCER,
@@ -623,6 +675,15 @@ def _embed_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
 register(
     "Embed",
     shape=_embed_shape,
+    blobs=lambda layer, b: _with_bias(
+        BlobSpec(
+            "weights", (layer.param.embed_param.input_dim, layer.param.embed_param.num_output)
+        ),
+        layer.param.embed_param,
+    ),
+    # Rows are looked up, not summed: keep entries O(1/sqrt(dim)).
+    init=random_init.he_normal(lambda layer, w: w[1]),
+    bias_field="embed_param.bias_term",
     cost=lambda layer, b, t: Cost(
         layer.param.embed_param.input_dim * layer.param.embed_param.num_output
         + (layer.param.embed_param.num_output if layer.param.embed_param.bias_term else 0),
@@ -679,6 +740,12 @@ def _channels(shape: Shape) -> int:
 register(
     "BatchNorm",
     shape=_same_shape,
+    blobs=lambda layer, b: [
+        BlobSpec("mean", (_channels(b[0]),)),
+        BlobSpec("variance", (_channels(b[0]),)),
+        BlobSpec("scale factor", (1,)),
+    ],
+    init=random_init.batch_norm,
     cost=lambda layer, b, t: Cost(2 * _channels(b[0]), per_image(b[0])),
     pruning=_CW,
     description="batch normalisation (mean, variance; stored scaled by a factor)",
@@ -713,6 +780,15 @@ def _scale_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
+def _scale_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    """Gamma (unless a second bottom gives it), then beta with bias_term."""
+    shape = tuple(_scale_param_shape(layer, bottoms, "scale_param"))
+    out = [] if len(bottoms) > 1 else [BlobSpec("scale", shape)]
+    if layer.param.scale_param.bias_term:
+        out.append(BlobSpec("bias", shape))
+    return out
+
+
 def _scale_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     shape = _scale_param_shape(layer, bottoms, "scale_param")
     n = prod(shape)
@@ -728,6 +804,9 @@ register(
     "Scale",
     shape=_scale_shape,
     cost=_scale_cost,
+    blobs=_scale_blobs,
+    init=random_init.scale,
+    bias_field="scale_param.bias_term",
     bottoms=(1, 2),
     pruning=PruningRole(CHANNELWISE, axis="scale_param.axis", several_bottoms=_SECOND_BOTTOM),
     description="per-channel scale (and bias)",
@@ -743,6 +822,10 @@ def _bias_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
 register(
     "Bias",
     shape=_bias_shape,
+    blobs=lambda layer, b: (
+        [] if len(b) > 1 else [BlobSpec("bias", tuple(_scale_param_shape(layer, b, "bias_param")))]
+    ),
+    init=random_init.bias,
     cost=lambda layer, b, t: Cost(
         prod(_scale_param_shape(layer, b, "bias_param")) if len(b) == 1 else 0, 0
     ),
@@ -792,6 +875,11 @@ def _prelu_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
 register(
     "PReLU",
     shape=_prelu_shape,
+    # A channel-shared slope is a 0-axis blob, exactly as Caffe allocates it.
+    blobs=lambda layer, b: [
+        BlobSpec("slope", () if layer.param.prelu_param.channel_shared else (b[0][1],))
+    ],
+    init=random_init.prelu,
     cost=lambda layer, b, t: Cost(1 if layer.param.prelu_param.channel_shared else _channels(b[0])),
     pruning=_CW,
     description="parametric rectifier",
