@@ -847,8 +847,9 @@ register("MVN", shape=_mvn_shape, description="mean-variance normalisation", emi
 # Element-wise activations (same shape, no parameters)
 # ---------------------------------------------------------------------------------------------
 
+register("ReLU", shape=_same_shape, pruning=_CW, description="rectifier (negative_slope)",
+         emitter="ReLUEmitter")  # fmt: skip
 for _type, _desc in {
-    "ReLU": "rectifier (negative_slope)",
     "ELU": "exponential linear unit",
     "Sigmoid": "logistic sigmoid",
     "TanH": "hyperbolic tangent",
@@ -862,8 +863,7 @@ for _type, _desc in {
     "Swish": "x * sigmoid(beta*x)",
     "Dropout": "dropout (identity at test time)",
 }.items():
-    register(_type, shape=_same_shape, pruning=_CW, description=_desc,
-             emitter="ReLUEmitter" if _type == "ReLU" else "SimpleEmitter")  # fmt: skip
+    register(_type, shape=_same_shape, pruning=_CW, description=_desc, emitter="SimpleEmitter")
 
 
 def _prelu_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
