@@ -28,8 +28,9 @@ from cocotune._proto import caffe_pb2
 from cocotune.errors import WeightsError, read_user_bytes
 from cocotune.files import write_bytes_atomic
 from cocotune.frontend.upgrade import V0_TYPE_NAMES, V1_TYPE_NAMES
+from cocotune.ir.catalogue import CATALOGUE, BlobSpec, field_value
 from cocotune.ir.net import Layer, Net, Shape
-from cocotune.ir.shapes import _scale_param_shape, canonical_axis, conv_geometry, fmt_shape
+from cocotune.ir.shapes import fmt_shape
 
 __all__ = [
     "BlobSpec",
@@ -43,13 +44,6 @@ __all__ = [
 
 #: How many names an error lists before it says "and N more".
 _LIST_LIMIT = 8
-
-
-class BlobSpec(NamedTuple):
-    """One learnable blob of a layer: a human name (for messages) and Caffe's shape."""
-
-    name: str
-    shape: Shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,66 +65,16 @@ def expected_blobs(layer: Layer) -> list[BlobSpec]:
     Raises:
         WeightsError: the layer's input shapes are unknown.
     """
-    t = layer.type
-    if t not in _PARAMETERISED:
+    entry = CATALOGUE.get(layer.type)
+    if entry is None or entry.blobs is None:
         return []
     shapes = [b.shape for b in layer.inputs]
     if not shapes or any(s is None for s in shapes):
         raise WeightsError(
-            f"layer '{layer.name}' ({t}): its input shapes are unknown, so its weight shapes "
-            "cannot be computed (load the net with shape inference)"
+            f"layer '{layer.name}' ({layer.type}): its input shapes are unknown, so its weight "
+            "shapes cannot be computed (load the net with shape inference)"
         )
-    x = tuple(shapes[0])
-    if t in ("Convolution", "Deconvolution", "ConvolutionDepthwise"):
-        p = layer.param.convolution_param
-        g = conv_geometry(layer, x)
-        channels = x[g.axis]
-        if t == "Convolution":
-            weights = (p.num_output, channels // p.group) + g.kernel
-        elif t == "Deconvolution":
-            weights = (channels, p.num_output // p.group) + g.kernel
-        else:  # the depthwise fork allocates (C, 1, kh, kw) whatever group says
-            weights = (channels, 1) + g.kernel
-        out = [BlobSpec("weights", weights)]
-        if p.bias_term:
-            out.append(BlobSpec("bias", (p.num_output,)))
-        return out
-    if t == "InnerProduct":
-        p = layer.param.inner_product_param
-        axis = canonical_axis(p.axis, len(x))
-        k = math.prod(x[axis:])
-        out = [BlobSpec("weights", (k, p.num_output) if p.transpose else (p.num_output, k))]
-        if p.bias_term:
-            out.append(BlobSpec("bias", (p.num_output,)))
-        return out
-    if t == "Embed":
-        p = layer.param.embed_param
-        out = [BlobSpec("weights", (p.input_dim, p.num_output))]
-        if p.bias_term:
-            out.append(BlobSpec("bias", (p.num_output,)))
-        return out
-    if t == "BatchNorm":
-        c = x[1] if len(x) > 1 else 1
-        return [BlobSpec("mean", (c,)), BlobSpec("variance", (c,)), BlobSpec("scale factor", (1,))]
-    if t == "Scale":
-        shape = tuple(_scale_param_shape(layer, shapes, "scale_param"))
-        out = [] if len(shapes) > 1 else [BlobSpec("scale", shape)]
-        if layer.param.scale_param.bias_term:
-            out.append(BlobSpec("bias", shape))
-        return out
-    if t == "Bias":
-        if len(shapes) > 1:
-            return []
-        return [BlobSpec("bias", tuple(_scale_param_shape(layer, shapes, "bias_param")))]
-    if t == "PReLU":
-        return [BlobSpec("slope", () if layer.param.prelu_param.channel_shared else (x[1],))]
-    raise AssertionError(t)  # _PARAMETERISED lists a type this function does not handle
-
-
-_PARAMETERISED = frozenset(
-    ["BatchNorm", "Bias", "Convolution", "ConvolutionDepthwise", "Deconvolution", "Embed",
-     "InnerProduct", "PReLU", "Scale"]
-)  # fmt: skip
+    return entry.blobs(layer, [tuple(s) for s in shapes])
 
 
 def expected_blob_shapes(layer: Layer) -> list[Shape]:
@@ -291,7 +235,7 @@ def read_caffemodel(path: str | Path, net: Net) -> CaffemodelWeights:
 
 
 def _has_specs(layer: Layer) -> bool:
-    return layer.type in _PARAMETERISED and bool(expected_blobs(layer))
+    return bool(expected_blobs(layer))
 
 
 def _parse_net_parameter(path: str | Path):
@@ -369,17 +313,10 @@ def _read_layer(layer: Layer, specs: list[BlobSpec], fl: _FileLayer) -> list[np.
 
 def _count_hints(layer: Layer, found: int, expected: int) -> list[str]:
     """Why the number of blobs may differ: almost always a ``bias_term`` setting."""
-    p = layer.param
-    field = {
-        "Convolution": "convolution_param.bias_term",
-        "Deconvolution": "convolution_param.bias_term",
-        "ConvolutionDepthwise": "convolution_param.bias_term",
-        "InnerProduct": "inner_product_param.bias_term",
-        "Embed": "embed_param.bias_term",
-        "Scale": "scale_param.bias_term",
-    }.get(layer.type)
+    entry = CATALOGUE.get(layer.type)
+    field = entry.bias_field if entry else None
     if field and abs(found - expected) == 1:
-        value = getattr(p, field.split(".")[0]).bias_term
+        value = field_value(layer.param, field)
         return [f"the prototxt has {field}: {str(bool(value)).lower()}; the caffemodel disagrees"]
     return []
 
@@ -563,34 +500,4 @@ def random_weights(
 def _random_layer(
     layer: Layer, specs: list[BlobSpec], rng: np.random.Generator, bn_factor: float | None
 ) -> list[np.ndarray]:
-    t = layer.type
-    shapes = [s.shape for s in specs]
-    if t in ("Convolution", "Deconvolution", "ConvolutionDepthwise", "InnerProduct", "Embed"):
-        w = shapes[0]
-        if t == "InnerProduct":
-            fan_in = w[0] if layer.param.inner_product_param.transpose else w[1]
-        elif t == "Embed":
-            fan_in = w[1]  # rows are looked up, not summed: keep entries O(1/sqrt(dim))
-        else:
-            fan_in = math.prod(w[1:])
-        blobs = [rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), w)]
-        if len(shapes) > 1:
-            blobs.append(rng.uniform(-0.1, 0.1, shapes[1]))
-        return blobs
-    if t == "BatchNorm":
-        factor = bn_factor if bn_factor is not None else float(rng.uniform(0.5, 2.0))
-        mean = rng.normal(0.0, 0.1, shapes[0])
-        var = rng.uniform(0.5, 1.5, shapes[1])
-        return [mean * factor, var * factor, np.full(shapes[2], factor)]
-    if t == "Scale":
-        blobs = []
-        if specs[0].name == "scale":
-            blobs.append(rng.uniform(0.5, 1.5, shapes[0]))
-        if specs[-1].name == "bias":
-            blobs.append(rng.normal(0.0, 0.1, shapes[-1]))
-        return blobs
-    if t == "Bias":
-        return [rng.normal(0.0, 0.1, shapes[0])]
-    if t == "PReLU":
-        return [rng.uniform(0.0, 0.5, shapes[0])]
-    raise AssertionError(t)
+    return CATALOGUE[layer.type].init(layer, specs, rng, bn_factor)

@@ -13,6 +13,7 @@ from cocotune.convert.emitters.io import InputEmitter
 from cocotune.convert.emitters.norm import scale_follows
 from cocotune.convert.layout import Layout
 from cocotune.convert.registry import EMITTERS, check_convertible
+from cocotune.ir.catalogue import CATALOGUE, field_value
 from cocotune.ir.names import NameTable
 from cocotune.ir.net import Blob, Net
 
@@ -69,9 +70,8 @@ def prunable_layers_of(net: Net) -> dict[str, int]:
 
 
 def _num_output(layer) -> int:
-    if layer.type == "InnerProduct":
-        return layer.param.inner_product_param.num_output
-    return layer.param.convolution_param.num_output
+    """The filter count pruning rewrites, from the type's catalogue entry."""
+    return field_value(layer.param, CATALOGUE[layer.type].pruning.filters)
 
 
 def plan_net(net: Net) -> NetPlan:

@@ -32,15 +32,29 @@ from cocotune.convert.emitters.shape import (
     TileEmitter,
 )
 from cocotune.errors import CocotuneError, ErrorGroup, UnsupportedLayerError
+from cocotune.ir.catalogue import CATALOGUE
 from cocotune.ir.net import Net
 
 
 def _table(*emitters: Emitter) -> dict[str, Emitter]:
+    """Caffe type -> emitter, keyed by each emitter's ``types``.
+
+    Each type's catalogue entry names the emitter class that converts it; the two must agree,
+    so that a type is never half added (an emitter for a type the catalogue does not know, or
+    a catalogue entry whose emitter was never registered).
+    """
     table: dict[str, Emitter] = {}
     for emitter in emitters:
         for caffe_type in emitter.types:
             assert caffe_type not in table, caffe_type
             table[caffe_type] = emitter
+    named = {name: entry.emitter for name, entry in CATALOGUE.items() if entry.emitter}
+    registered = {name: type(emitter).__name__ for name, emitter in table.items()}
+    assert named == registered, {
+        name: (named.get(name), registered.get(name))
+        for name in set(named) | set(registered)
+        if named.get(name) != registered.get(name)
+    }
     return dict(sorted(table.items()))
 
 
@@ -60,10 +74,12 @@ def check_convertible(net: Net) -> None:
     for layer in net.layers:
         emitter = EMITTERS.get(layer.type)
         if emitter is None:
+            entry = CATALOGUE.get(layer.type)
+            why = f" ({entry.unsupported})" if entry is not None and entry.unsupported else ""
             problems.append(net.source.error_at(
                 UnsupportedLayerError,
                 f"layer '{layer.name}': type '{layer.type}' has shapes but no TensorFlow "
-                "conversion yet", layer.pos("type")))  # fmt: skip
+                f"conversion yet{why}", layer.pos("type")))  # fmt: skip
             continue
         try:
             emitter.check(layer)

@@ -4,7 +4,9 @@
 its input shapes to its output shapes, plus how many parameters it stores and how many MACs it
 performs per image. The formulas are Caffe's own (``*_layer.cpp`` Reshape/LayerSetUp), e.g.
 pooling rounds up by default and drops a last window that would start in the padding.
-Adding a type = adding one entry here (and, for conversion, one emitter).
+Each type is described once, by a :func:`cocotune.ir.catalogue.register` call after its rule:
+the catalogue entry also holds its blobs, pruning role and emitter name. ``LAYER_RULES`` and
+``KNOWN_UNSUPPORTED`` are views of that catalogue.
 """
 
 from __future__ import annotations
@@ -14,6 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cocotune.errors import ShapeError
+from cocotune.ir import random_init
+from cocotune.ir.catalogue import (
+    CHANNELWISE,
+    PRODUCER,
+    BlobSpec,
+    LayerType,
+    PruningRole,
+    known_unsupported,
+    register,
+    shape_rules,
+)
 from cocotune.ir.net import Layer, Net, Shape
 
 
@@ -41,32 +54,14 @@ class Cost:
 ShapeFn = Callable[[Layer, list[Shape]], list[Shape]]
 CostFn = Callable[[Layer, list[Shape], list[Shape]], Cost]
 
-
-@dataclass(frozen=True)
-class LayerRule:
-    """How one Caffe type shapes its outputs and what it costs."""
-
-    shape: ShapeFn
-    cost: CostFn | None = None
-    bottoms: tuple[int, int | None] = (1, 1)  # (min, max); None = unbounded
-    tops: tuple[int, int | None] = (1, 1)
-    channelwise: bool = False  # output channel c depends only on input channel c (pruning)
-    fork: str | None = None  # which Caffe fork defines the type, if not BVLC
-    description: str = ""
-
-
-LAYER_RULES: dict[str, LayerRule] = {}
-
-
-def rule(*types: str, **kwargs) -> Callable[[ShapeFn], ShapeFn]:
-    """Register a shape function for one or more Caffe types."""
-
-    def register(fn: ShapeFn) -> ShapeFn:
-        for t in types:
-            LAYER_RULES[t] = LayerRule(shape=fn, **kwargs)
-        return fn
-
-    return register
+#: The name this module's entries had before the catalogue; kept for callers.
+LayerRule = LayerType
+#: Caffe type -> its catalogue entry, for the types that have a shape rule.
+LAYER_RULES = shape_rules()
+#: Types cocotune recognises but does not support -> why (reported all at once).
+KNOWN_UNSUPPORTED = known_unsupported()
+#: The pruning role of a layer whose output channel c reads only input channel c.
+_CW = PruningRole(CHANNELWISE)
 
 
 def prod(values) -> int:
@@ -97,7 +92,8 @@ def _input(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(shapes[0 if len(shapes) == 1 else i].dim) for i in range(n_tops)]
 
 
-rule("Input", bottoms=(0, 0), tops=(1, None), description="network input")(_input)
+register("Input", shape=_input, bottoms=(0, 0), tops=(1, None), description="network input",
+         emitter="InputEmitter")  # fmt: skip
 
 
 class NeedsInputShape(Exception):
@@ -199,7 +195,6 @@ def _mean_value_channels(layer: Layer) -> tuple[int | None, str]:
     return None, ""
 
 
-@rule("Data", "HDF5Data", "WindowData", bottoms=(0, 0), tops=(1, 2), description="data reader")
 def _database_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param
     if p.type == "WindowData":
@@ -233,7 +228,10 @@ def _database_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return _with_label(layer, _data_shape(layer, [n, c, h, wd], hint))
 
 
-@rule("ImageData", bottoms=(0, 0), tops=(1, 2), description="image list reader")
+register("Data", "HDF5Data", "WindowData", shape=_database_data, bottoms=(0, 0), tops=(1, 2),
+         description="data reader", emitter="InputEmitter")  # fmt: skip
+
+
 def _image_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param.image_data_param
     n = (
@@ -258,7 +256,10 @@ def _image_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return _with_label(layer, _data_shape(layer, [n, c, h, w], hint))
 
 
-@rule("MemoryData", bottoms=(0, 0), tops=(1, 2), description="in-memory data")
+register("ImageData", shape=_image_data, bottoms=(0, 0), tops=(1, 2),
+         description="image list reader", emitter="InputEmitter")  # fmt: skip
+
+
 def _memory_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param.memory_data_param
     crop = layer.param.transform_param.crop_size
@@ -266,7 +267,10 @@ def _memory_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return _with_label(layer, (p.batch_size, p.channels, h, w))
 
 
-@rule("DummyData", bottoms=(0, 0), tops=(1, None), description="constant data")
+register("MemoryData", shape=_memory_data, bottoms=(0, 0), tops=(1, 2),
+         description="in-memory data", emitter="InputEmitter")  # fmt: skip
+
+
 def _dummy_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param.dummy_data_param
     n_tops = len(layer.param.top)
@@ -281,6 +285,10 @@ def _dummy_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     if len(shapes) not in (1, n_tops):
         raise fail(f"dummy_data_param gives {len(shapes)} shapes for {n_tops} tops")
     return [shapes[0 if len(shapes) == 1 else i] for i in range(n_tops)]
+
+
+register("DummyData", shape=_dummy_data, bottoms=(0, 0), tops=(1, None),
+         description="constant data", emitter="InputEmitter")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,20 +413,74 @@ def _conv_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape], depthwise=
     return Cost(params, macs)
 
 
-rule("Convolution", bottoms=(1, None), tops=(1, None), cost=_conv_cost,
-     description="convolution")(_conv_shape)  # fmt: skip
-LAYER_RULES["ConvolutionDepthwise"] = LayerRule(
-    shape=lambda layer, b: _conv_shape(layer, b, depthwise=True),
-    cost=lambda layer, b, t: _conv_cost(layer, b, t, depthwise=True),
+def _with_bias(weights: BlobSpec, param) -> list[BlobSpec]:
+    return [weights] + ([BlobSpec("bias", (param.num_output,))] if param.bias_term else [])
+
+
+def _conv_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    channels = bottoms[0][g.axis]
+    return _with_bias(BlobSpec("weights", (p.num_output, channels // p.group) + g.kernel), p)
+
+
+def _depthwise_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    """The depthwise fork allocates (C, 1, kh, kw) whatever group says."""
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    return _with_bias(BlobSpec("weights", (bottoms[0][g.axis], 1) + g.kernel), p)
+
+
+def _deconv_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.convolution_param
+    g = conv_geometry(layer, bottoms[0])
+    channels = bottoms[0][g.axis]
+    return _with_bias(BlobSpec("weights", (channels, p.num_output // p.group) + g.kernel), p)
+
+
+_conv_init = random_init.he_normal(lambda layer, w: prod(w[1:]))
+
+register(
+    "Convolution",
+    shape=_conv_shape,
+    cost=_conv_cost,
+    blobs=_conv_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
     bottoms=(1, None),
     tops=(1, None),
-    channelwise=True,
+    description="convolution",
+    pruning=PruningRole(
+        PRODUCER,
+        axis="convolution_param.axis",
+        filters="convolution_param.num_output",
+        group="convolution_param.group",
+        several_bottoms="reads several bottoms",
+    ),
+    emitter="ConvolutionEmitter",
+)
+register(
+    "ConvolutionDepthwise",
+    shape=lambda layer, b: _conv_shape(layer, b, depthwise=True),
+    cost=lambda layer, b, t: _conv_cost(layer, b, t, depthwise=True),
+    blobs=_depthwise_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
+    bottoms=(1, None),
+    tops=(1, None),
     fork="depthwise-convolution fork (MobileNet/ShuffleNet)",
     description="depthwise convolution",
+    # The fork ignores convolution_param.group (it is always one filter per channel).
+    pruning=PruningRole(
+        CHANNELWISE,
+        axis="convolution_param.axis",
+        filters="convolution_param.num_output",
+        several_bottoms="reads several bottoms",
+    ),
+    emitter="ConvolutionEmitter",
 )
 
 
-@rule("Deconvolution", bottoms=(1, None), tops=(1, None), description="transposed convolution")
 def _deconv_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     out = []
     for in_shape in bottoms:
@@ -446,10 +508,18 @@ def _deconv_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     return Cost(params, macs)
 
 
-LAYER_RULES["Deconvolution"] = LayerRule(
-    shape=_deconv_shape, cost=_deconv_cost, bottoms=(1, None), tops=(1, None),
+register(
+    "Deconvolution",
+    shape=_deconv_shape,
+    cost=_deconv_cost,
+    blobs=_deconv_blobs,
+    init=_conv_init,
+    bias_field="convolution_param.bias_term",
+    bottoms=(1, None),
+    tops=(1, None),
     description="transposed convolution",
-)  # fmt: skip
+    emitter="DeconvolutionEmitter",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,7 +594,6 @@ def pooled_size(size: int, k: int, s: int, pd: int, ceil: bool) -> int:
     return out
 
 
-@rule("Pooling", tops=(1, 2), description="pooling")
 def _pooling(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     g = pool_geometry(layer, bottoms[0])
     n, c, h, w = bottoms[0]
@@ -541,9 +610,8 @@ def _pool_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     return Cost(0, per_image(tops[0]) * prod(g.kernel))
 
 
-LAYER_RULES["Pooling"] = LayerRule(
-    shape=_pooling, cost=_pool_cost, tops=(1, 2), channelwise=True, description="pooling"
-)
+register("Pooling", shape=_pooling, cost=_pool_cost, tops=(1, 2), pruning=_CW,
+         description="pooling", emitter="PoolingEmitter")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,8 +636,32 @@ def _ip_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     return Cost(params, rows * k * p.num_output)
 
 
-LAYER_RULES["InnerProduct"] = LayerRule(
-    shape=_ip_shape, cost=_ip_cost, description="fully connected"
+def _ip_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    p = layer.param.inner_product_param
+    x = bottoms[0]
+    k = prod(x[canonical_axis(p.axis, len(x)) :])
+    return _with_bias(
+        BlobSpec("weights", (k, p.num_output) if p.transpose else (p.num_output, k)), p
+    )
+
+
+register(
+    "InnerProduct",
+    shape=_ip_shape,
+    cost=_ip_cost,
+    blobs=_ip_blobs,
+    init=random_init.he_normal(
+        lambda layer, w: w[0] if layer.param.inner_product_param.transpose else w[1]
+    ),
+    bias_field="inner_product_param.bias_term",
+    description="fully connected",
+    pruning=PruningRole(
+        PRODUCER,
+        axis="inner_product_param.axis",
+        filters="inner_product_param.num_output",
+        off_axis="flattens from a non-channel axis",
+    ),
+    emitter="InnerProductEmitter",
 )
 
 
@@ -580,14 +672,25 @@ def _embed_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(bottoms[0]) + (p.num_output,)]
 
 
-LAYER_RULES["Embed"] = LayerRule(
+register(
+    "Embed",
     shape=_embed_shape,
+    blobs=lambda layer, b: _with_bias(
+        BlobSpec(
+            "weights", (layer.param.embed_param.input_dim, layer.param.embed_param.num_output)
+        ),
+        layer.param.embed_param,
+    ),
+    # Rows are looked up, not summed: keep entries O(1/sqrt(dim)).
+    init=random_init.he_normal(lambda layer, w: w[1]),
+    bias_field="embed_param.bias_term",
     cost=lambda layer, b, t: Cost(
         layer.param.embed_param.input_dim * layer.param.embed_param.num_output
         + (layer.param.embed_param.num_output if layer.param.embed_param.bias_term else 0),
         0,
     ),
     description="embedding lookup",
+    emitter="EmbedEmitter",
 )
 
 
@@ -609,11 +712,22 @@ def _lrn_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["LRN"] = LayerRule(
+def _lrn_mixes_channels(layer: Layer) -> str | None:
+    """ACROSS_CHANNELS divides each channel by a sum over its neighbouring channels: removing
+    a channel changes the neighbours' normalisation, so the kept channels would no longer
+    compute what the full model computed. WITHIN_CHANNEL only looks inside one channel."""
+    if layer.param.lrn_param.norm_region == layer.param.lrn_param.ACROSS_CHANNELS:
+        return "normalises across channels (removing one changes its neighbours)"
+    return None
+
+
+register(
+    "LRN",
     shape=_lrn_shape,
     cost=lambda layer, b, t: Cost(0, per_image(b[0]) * layer.param.lrn_param.local_size),
-    channelwise=True,  # channel-wise for pruning purposes only within WITHIN_CHANNEL; see pruning
+    pruning=PruningRole(CHANNELWISE, exit_when=_lrn_mixes_channels),
     description="local response normalisation",
+    emitter="LRNEmitter",
 )
 
 
@@ -623,11 +737,19 @@ def _channels(shape: Shape) -> int:
 
 # Parameters: mean and variance per channel. Caffe's third blob (the moving-average scale
 # factor) is bookkeeping, not a parameter: the converted model has no counterpart for it.
-LAYER_RULES["BatchNorm"] = LayerRule(
+register(
+    "BatchNorm",
     shape=_same_shape,
+    blobs=lambda layer, b: [
+        BlobSpec("mean", (_channels(b[0]),)),
+        BlobSpec("variance", (_channels(b[0]),)),
+        BlobSpec("scale factor", (1,)),
+    ],
+    init=random_init.batch_norm,
     cost=lambda layer, b, t: Cost(2 * _channels(b[0]), per_image(b[0])),
-    channelwise=True,
+    pruning=_CW,
     description="batch normalisation (mean, variance; stored scaled by a factor)",
+    emitter="BatchNormEmitter",
 )
 
 
@@ -658,6 +780,15 @@ def _scale_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
+def _scale_blobs(layer: Layer, bottoms: list[Shape]) -> list[BlobSpec]:
+    """Gamma (unless a second bottom gives it), then beta with bias_term."""
+    shape = tuple(_scale_param_shape(layer, bottoms, "scale_param"))
+    out = [] if len(bottoms) > 1 else [BlobSpec("scale", shape)]
+    if layer.param.scale_param.bias_term:
+        out.append(BlobSpec("bias", shape))
+    return out
+
+
 def _scale_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     shape = _scale_param_shape(layer, bottoms, "scale_param")
     n = prod(shape)
@@ -665,10 +796,22 @@ def _scale_cost(layer: Layer, bottoms: list[Shape], tops: list[Shape]) -> Cost:
     return Cost(params, per_image(bottoms[0]))
 
 
-LAYER_RULES["Scale"] = LayerRule(
-    shape=_scale_shape, cost=_scale_cost, bottoms=(1, 2), channelwise=True,
+# With a second bottom the per-channel factors come from another blob, which would have to lose
+# the same channels: not something one module's pruning rate controls.
+_SECOND_BOTTOM = "takes its factors from a second bottom"
+
+register(
+    "Scale",
+    shape=_scale_shape,
+    cost=_scale_cost,
+    blobs=_scale_blobs,
+    init=random_init.scale,
+    bias_field="scale_param.bias_term",
+    bottoms=(1, 2),
+    pruning=PruningRole(CHANNELWISE, axis="scale_param.axis", several_bottoms=_SECOND_BOTTOM),
     description="per-channel scale (and bias)",
-)  # fmt: skip
+    emitter="ScaleEmitter",
+)
 
 
 def _bias_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -676,14 +819,20 @@ def _bias_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["Bias"] = LayerRule(
+register(
+    "Bias",
     shape=_bias_shape,
+    blobs=lambda layer, b: (
+        [] if len(b) > 1 else [BlobSpec("bias", tuple(_scale_param_shape(layer, b, "bias_param")))]
+    ),
+    init=random_init.bias,
     cost=lambda layer, b, t: Cost(
         prod(_scale_param_shape(layer, b, "bias_param")) if len(b) == 1 else 0, 0
     ),
     bottoms=(1, 2),
-    channelwise=True,
+    pruning=PruningRole(CHANNELWISE, axis="bias_param.axis", several_bottoms=_SECOND_BOTTOM),
     description="per-channel bias",
+    emitter="ScaleEmitter",
 )
 
 
@@ -691,15 +840,16 @@ def _mvn_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["MVN"] = LayerRule(shape=_mvn_shape, description="mean-variance normalisation")
+register("MVN", shape=_mvn_shape, description="mean-variance normalisation", emitter="MVNEmitter")
 
 
 # ---------------------------------------------------------------------------------------------
 # Element-wise activations (same shape, no parameters)
 # ---------------------------------------------------------------------------------------------
 
+register("ReLU", shape=_same_shape, pruning=_CW, description="rectifier (negative_slope)",
+         emitter="ReLUEmitter")  # fmt: skip
 for _type, _desc in {
-    "ReLU": "rectifier (negative_slope)",
     "ELU": "exponential linear unit",
     "Sigmoid": "logistic sigmoid",
     "TanH": "hyperbolic tangent",
@@ -713,7 +863,7 @@ for _type, _desc in {
     "Swish": "x * sigmoid(beta*x)",
     "Dropout": "dropout (identity at test time)",
 }.items():
-    LAYER_RULES[_type] = LayerRule(shape=_same_shape, channelwise=True, description=_desc)
+    register(_type, shape=_same_shape, pruning=_CW, description=_desc, emitter="SimpleEmitter")
 
 
 def _prelu_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -722,11 +872,18 @@ def _prelu_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["PReLU"] = LayerRule(
+register(
+    "PReLU",
     shape=_prelu_shape,
+    # A channel-shared slope is a 0-axis blob, exactly as Caffe allocates it.
+    blobs=lambda layer, b: [
+        BlobSpec("slope", () if layer.param.prelu_param.channel_shared else (b[0][1],))
+    ],
+    init=random_init.prelu,
     cost=lambda layer, b, t: Cost(1 if layer.param.prelu_param.channel_shared else _channels(b[0])),
-    channelwise=True,
+    pruning=_CW,
     description="parametric rectifier",
+    emitter="PReLUEmitter",
 )
 
 
@@ -739,9 +896,8 @@ def _shuffle_shape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["ShuffleChannel"] = LayerRule(
-    shape=_shuffle_shape, fork="ShuffleNet fork", description="channel shuffle"
-)
+register("ShuffleChannel", shape=_shuffle_shape, fork="ShuffleNet fork",
+         description="channel shuffle", emitter="ShuffleChannelEmitter")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -767,11 +923,13 @@ def _eltwise(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [first]
 
 
-LAYER_RULES["Eltwise"] = LayerRule(
+register(
+    "Eltwise",
     shape=_eltwise,
     cost=lambda layer, b, t: Cost(0, per_image(b[0]) * (len(b) - 1)),
     bottoms=(2, None),
     description="element-wise sum/product/max",
+    emitter="EltwiseEmitter",
 )
 
 
@@ -784,12 +942,14 @@ def _axpy(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [x]
 
 
-LAYER_RULES["Axpy"] = LayerRule(
+register(
+    "Axpy",
     shape=_axpy,
     cost=lambda layer, b, t: Cost(0, per_image(b[1])),
     bottoms=(3, 3),
     fork="SENet fork",
     description="a*x + y (squeeze-excitation)",
+    emitter="AxpyEmitter",
 )
 
 
@@ -812,7 +972,8 @@ def _concat(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(first[:axis]) + (total,) + tuple(first[axis + 1 :])]
 
 
-LAYER_RULES["Concat"] = LayerRule(shape=_concat, bottoms=(1, None), description="concatenation")
+register("Concat", shape=_concat, bottoms=(1, None), description="concatenation",
+         emitter="ConcatEmitter")  # fmt: skip
 
 
 def _slice(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -838,11 +999,10 @@ def _slice(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(x[:axis]) + (s,) + tuple(x[axis + 1 :]) for s in sizes]
 
 
-LAYER_RULES["Slice"] = LayerRule(shape=_slice, tops=(1, None), description="slice along an axis")
-LAYER_RULES["Split"] = LayerRule(
-    shape=lambda layer, b: [b[0]] * len(layer.param.top), tops=(1, None), channelwise=True,
-    description="copies a blob",
-)  # fmt: skip
+register("Slice", shape=_slice, tops=(1, None), description="slice along an axis",
+         emitter="SliceEmitter")  # fmt: skip
+register("Split", shape=lambda layer, b: [b[0]] * len(layer.param.top), tops=(1, None),
+         pruning=_CW, description="copies a blob", emitter="SplitEmitter")  # fmt: skip
 
 
 def _crop(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -866,7 +1026,8 @@ def _crop(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(out)]
 
 
-LAYER_RULES["Crop"] = LayerRule(shape=_crop, bottoms=(2, 2), description="crop to a reference")
+register("Crop", shape=_crop, bottoms=(2, 2), description="crop to a reference",
+         emitter="CropEmitter")  # fmt: skip
 
 
 def _flatten(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -879,7 +1040,7 @@ def _flatten(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(x[:start]) + (prod(x[start : end + 1]),) + tuple(x[end + 1 :])]
 
 
-LAYER_RULES["Flatten"] = LayerRule(shape=_flatten, description="flatten axes")
+register("Flatten", shape=_flatten, description="flatten axes", emitter="FlattenEmitter")
 
 
 def _reshape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -921,7 +1082,8 @@ def _reshape(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(x[:start]) + tuple(new) + tuple(x[end:])]
 
 
-LAYER_RULES["Reshape"] = LayerRule(shape=_reshape, description="reshape (0 copies, -1 infers)")
+register("Reshape", shape=_reshape, description="reshape (0 copies, -1 infers)",
+         emitter="ReshapeEmitter")  # fmt: skip
 
 
 def _tile(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -934,7 +1096,7 @@ def _tile(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(x)]
 
 
-LAYER_RULES["Tile"] = LayerRule(shape=_tile, description="repeat along an axis")
+register("Tile", shape=_tile, description="repeat along an axis", emitter="TileEmitter")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -947,7 +1109,7 @@ def _softmax(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [bottoms[0]]
 
 
-LAYER_RULES["Softmax"] = LayerRule(shape=_softmax, description="softmax")
+register("Softmax", shape=_softmax, description="softmax", emitter="SoftmaxEmitter")
 
 
 def _argmax(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -969,7 +1131,8 @@ def _argmax(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(out)]
 
 
-LAYER_RULES["ArgMax"] = LayerRule(shape=_argmax, description="indices of the largest values")
+register("ArgMax", shape=_argmax, description="indices of the largest values",
+         emitter="ArgMaxEmitter")  # fmt: skip
 
 
 def _reduction(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -977,9 +1140,8 @@ def _reduction(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return [tuple(bottoms[0][:axis])]
 
 
-LAYER_RULES["Reduction"] = LayerRule(
-    shape=_reduction, description="sum/mean/... over trailing axes"
-)
+register("Reduction", shape=_reduction, description="sum/mean/... over trailing axes",
+         emitter="ReductionEmitter")  # fmt: skip
 
 
 def _loss(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -989,11 +1151,9 @@ def _loss(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return out
 
 
-for _type in ("SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss",
-              "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss"):  # fmt: skip
-    LAYER_RULES[_type] = LayerRule(
-        shape=_loss, bottoms=(2, 3), tops=(0, 2), description="training loss"
-    )
+register("SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss",
+         "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss", shape=_loss, bottoms=(2, 3),
+         tops=(0, 2), description="training loss", emitter="TrainingOnlyEmitter")  # fmt: skip
 
 
 def _accuracy(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -1008,19 +1168,17 @@ def _accuracy(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     return out
 
 
-LAYER_RULES["Accuracy"] = LayerRule(
-    shape=_accuracy, bottoms=(2, 2), tops=(1, 2), description="classification accuracy"
-)
-LAYER_RULES["Silence"] = LayerRule(
-    shape=lambda layer, b: [], bottoms=(1, None), tops=(0, 0), description="consumes blobs"
-)
+register("Accuracy", shape=_accuracy, bottoms=(2, 2), tops=(1, 2),
+         description="classification accuracy", emitter="TrainingOnlyEmitter")  # fmt: skip
+register("Silence", shape=lambda layer, b: [], bottoms=(1, None), tops=(0, 0),
+         description="consumes blobs", emitter="TrainingOnlyEmitter")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
 # Types cocotune knows but does not support, and why (reported all at once)
 # ---------------------------------------------------------------------------------------------
 
-KNOWN_UNSUPPORTED: dict[str, str] = {
+for _type, _why in {
     "AnnotatedData": "SSD fork (weiliu89/caffe): reads images with boxes, samples and distorts them",
     "VideoData": "SSD fork (weiliu89/caffe): reads frames from a video or webcam",
     "PriorBox": "SSD fork (weiliu89/caffe): generates the default (prior) boxes",
@@ -1048,7 +1206,8 @@ KNOWN_UNSUPPORTED: dict[str, str] = {
     "BatchReindex": "batch reindexing",
     "Filter": "batch filtering",
     "Parameter": "parameter blob layer",
-}
+}.items():
+    register(_type, unsupported=_why)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ sampling) is a table lookup per module. The costs are computed without building 
 the blobs of each region get the kept channel count and the layers' own cost functions
 (:data:`cocotune.ir.shapes.LAYER_RULES`) are run again on those shapes.
 
+Which types produce prunable filters, which are channel-wise and which fields take that role
+away is not written here but in each type's catalogue entry
+(:class:`cocotune.ir.catalogue.PruningRole`).
+
 Example:
     >>> analysis = analyze_pruning(net)                      # doctest: +SKIP
     >>> analysis.prunable["res2a"]                           # doctest: +SKIP
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cocotune.errors import SubspaceError, WeightsError
+from cocotune.ir.catalogue import CATALOGUE, CHANNELWISE, PRODUCER, PruningRole, field_value
 from cocotune.ir.net import Blob, Layer, Net, Shape
 from cocotune.ir.shapes import LAYER_RULES, Cost
 from cocotune.tuning.pruning_rule import kept_filters
@@ -53,7 +58,12 @@ __all__ = [
     "pruned_weights",
 ]
 
-_CONV_TYPES = ("Convolution", "ConvolutionDepthwise")
+_EXIT_ROLE = PruningRole()
+
+
+def _pruning_role(layer: Layer) -> PruningRole:
+    entry = CATALOGUE.get(layer.type)
+    return entry.pruning if entry is not None else _EXIT_ROLE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,9 +94,13 @@ class Region:
 
 
 def _num_output(layer: Layer) -> int:
-    if layer.type == "InnerProduct":
-        return layer.param.inner_product_param.num_output
-    return layer.param.convolution_param.num_output
+    """The output-channel count of a producer or depthwise convolution (its ``filters``)."""
+    return field_value(layer.param, _pruning_role(layer).filters)
+
+
+def _has_filters(layer: Layer) -> bool:
+    """A layer whose own output count follows pruning: a producer or a depthwise convolution."""
+    return _pruning_role(layer).filters is not None
 
 
 def _in_channels(layer: Layer) -> int:
@@ -110,15 +124,11 @@ def is_depthwise(layer: Layer) -> bool:
 
 
 def _channel_axis(layer: Layer) -> int:
-    """The canonical axis a Convolution/InnerProduct/Scale/Bias works on (1 = channels)."""
-    if layer.type == "InnerProduct":
-        axis = layer.param.inner_product_param.axis
-    elif layer.type == "Scale":
-        axis = layer.param.scale_param.axis
-    elif layer.type == "Bias":
-        axis = layer.param.bias_param.axis
-    else:
-        axis = layer.param.convolution_param.axis
+    """The canonical axis the layer works on (1 = channels; 1 too for types without an axis)."""
+    field = _pruning_role(layer).axis
+    if field is None:
+        return 1
+    axis = field_value(layer.param, field)
     ndim = len(layer.inputs[0].shape or (0, 0))
     return axis % ndim if -ndim <= axis < ndim else axis
 
@@ -129,15 +139,18 @@ def _producer_problem(layer: Layer) -> str | None:
         return "it has several bottoms or tops"
     if _channel_axis(layer) != 1:
         return "its axis is not the channel axis"
-    if layer.type == "Convolution" and layer.param.convolution_param.group != 1:
-        return (
-            f"it is a grouped convolution (group {layer.param.convolution_param.group}): "
-            "its filters must stay in whole groups"
-        )
+    group = _group(layer)
+    if group != 1:
+        return f"it is a grouped convolution (group {group}): its filters must stay in whole groups"
     return None
 
 
-CHANNELWISE, CONSUMER = "channel-wise", "consumer"
+def _group(layer: Layer) -> int:
+    field = _pruning_role(layer).group
+    return field_value(layer.param, field) if field else 1
+
+
+CONSUMER = "consumer"
 
 
 def _role(layer: Layer, module: str | None) -> tuple[str | None, str]:
@@ -148,41 +161,21 @@ def _role(layer: Layer, module: str | None) -> tuple[str | None, str]:
     if layer.module != module:
         where = f"module '{layer.module}'" if layer.module else "outside any module"
         return None, f"is in {where}"
-    t = layer.type
-    if t in _CONV_TYPES:
-        if len(layer.inputs) != 1:
-            return None, "reads several bottoms"
-        if _channel_axis(layer) != 1:
-            return None, "works on a non-channel axis"
-        if is_depthwise(layer):
-            return CHANNELWISE, ""
-        group = layer.param.convolution_param.group
-        if t == "Convolution" and group == 1:
-            return CONSUMER, ""
-        return None, f"is a grouped convolution (group {group}) that needs whole groups"
-    if t == "InnerProduct":
-        if _channel_axis(layer) != 1:
-            return None, "flattens from a non-channel axis"
-        return CONSUMER, ""
-    if t == "LRN":
-        # ACROSS_CHANNELS divides each channel by a sum over its neighbouring channels: removing
-        # a channel changes the neighbours' normalisation, so the kept channels would no longer
-        # compute what the full model computed. WITHIN_CHANNEL only looks inside one channel.
-        if layer.param.lrn_param.norm_region == layer.param.lrn_param.ACROSS_CHANNELS:
-            return None, "normalises across channels (removing one changes its neighbours)"
+    role = _pruning_role(layer)
+    if role.kind not in (PRODUCER, CHANNELWISE):
+        return None, "mixes or reshapes channels"
+    if len(layer.inputs) != 1:
+        return None, role.several_bottoms
+    if _channel_axis(layer) != 1:
+        return None, role.off_axis
+    if is_depthwise(layer):
         return CHANNELWISE, ""
-    if t in ("Scale", "Bias"):
-        # With a second bottom the per-channel factors come from another blob, which would have
-        # to lose the same channels: not something one module's rate controls.
-        if len(layer.inputs) != 1:
-            return None, "takes its factors from a second bottom"
-        if _channel_axis(layer) != 1:
-            return None, "works on a non-channel axis"
-        return CHANNELWISE, ""
-    rule = LAYER_RULES.get(t)
-    if rule is not None and rule.channelwise and len(layer.inputs) == 1:
-        return CHANNELWISE, ""
-    return None, "mixes or reshapes channels"
+    if _group(layer) != 1:
+        return None, f"is a grouped convolution (group {_group(layer)}) that needs whole groups"
+    why = role.exit_when(layer) if role.exit_when else None
+    if why:
+        return None, why
+    return (CONSUMER if role.kind == PRODUCER else CHANNELWISE), ""
 
 
 def _follow(producer: Layer) -> Region | str:
@@ -335,7 +328,7 @@ def analyze_pruning(net: Net) -> PruningAnalysis:
     regions: dict[str, Region] = {}
     exits: dict[str, str] = {}
     for layer in net.layers:
-        if layer.module is None or layer.type not in ("Convolution", "InnerProduct"):
+        if layer.module is None or _pruning_role(layer).kind != PRODUCER:
             continue
         if is_depthwise(layer):
             continue  # channel-wise: follows its producer's kept channels
@@ -404,7 +397,7 @@ def _new_num_outputs(analysis: PruningAnalysis, rates: Mapping[str, float]) -> d
             continue
         out[region.producer.name] = keep
         for layer in region.channelwise:
-            if layer.type in _CONV_TYPES:
+            if _has_filters(layer):
                 out[layer.name] = keep
     return out
 
@@ -434,13 +427,16 @@ def _with_num_output(layer: Layer, num_output: int) -> Layer:
     """A copy of ``layer`` whose parameters say ``num_output`` (and group, if depthwise)."""
     param = type(layer.param)()
     param.CopyFrom(layer.param)
-    if layer.type == "InnerProduct":
-        param.inner_product_param.num_output = num_output
-    else:
-        param.convolution_param.num_output = num_output
-        if layer.type == "Convolution" and is_depthwise(layer):
-            param.convolution_param.group = num_output
+    role = _pruning_role(layer)
+    _set_field(param, role.filters, num_output)
+    if role.group and is_depthwise(layer):
+        _set_field(param, role.group, num_output)
     return dataclasses.replace(layer, param=param)
+
+
+def _set_field(param, path: str, value: int) -> None:
+    *parents, name = path.split(".")
+    setattr(field_value(param, ".".join(parents)) if parents else param, name, value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +495,7 @@ def pruned_weights(
         kept = l1_filter_choice(_output_major(region.producer, blobs[0]), keep)
         out_index[name] = kept
         for layer in region.channelwise:
-            if layer.type in _CONV_TYPES:
+            if _has_filters(layer):
                 out_index[layer.name] = kept
             else:
                 in_index[layer.name] = kept

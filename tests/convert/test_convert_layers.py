@@ -155,6 +155,10 @@ CASES = {
         "pooling_param { pool: AVE global_pooling: true }") + layer("sg", "Sigmoid", ["g"], ["g"]) +
         layer("ax", "Axpy", ["g", "data", "data"], ["out"])),
     "mvn": net((2, 3, 4, 5), layer("m", "MVN", ["data"], ["out"])),
+    # Embed reads indices: squash the random input into [0, input_dim) (Caffe truncates).
+    "embed": net((2, 5), layer("s", "Sigmoid", ["data"], ["ids"]) + layer("p", "Power", ["ids"],
+        ["ids"], "power_param { scale: 4.99 }") + layer("e", "Embed", ["ids"], ["out"],
+        "embed_param { input_dim: 5 num_output: 3 }")),
 }  # fmt: skip
 
 
