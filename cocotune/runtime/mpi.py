@@ -516,12 +516,17 @@ class TaskContext:
     index: int
     rank: int
     _should_abort: Callable[[], bool] = field(repr=False, default=lambda: False)
+    told_to_abort: bool = field(default=False, init=False)
 
     def should_abort(self) -> bool:
         """True when the task is no longer needed (an earlier task met the objective) or the
         run is failing. Long work functions poll it between steps and then return or raise
-        :class:`TaskAborted`; whatever they return is discarded."""
-        return self._should_abort()
+        :class:`TaskAborted`. A value returned *after* this said true is treated as
+        unfinished and discarded; a value returned without it having said true is a finished
+        result and always reaches ``on_result``, even if the task was cancelled meanwhile."""
+        if self._should_abort():
+            self.told_to_abort = True
+        return self.told_to_abort
 
 
 @dataclass
@@ -737,9 +742,11 @@ class _Coordinator:
             self._assign(rank)
 
     def _finished_task(self, rank: int, index: int, value: Any) -> None:
-        if index in self.schedule.cancelled or self.failure is not None:
-            self._aborted_task(rank, index)
-            return
+        # A finished result is always delivered, even for a task cancelled while it ran (it
+        # finished before it saw the cancel) or during a failure: its work is done, maybe
+        # saved to disk, and results.jsonl must say so. Such a late task cannot change the
+        # winner (cancelled tasks come after the best one), and during a failure stop_when
+        # is not asked.
         task = self.tasks[index]
         self.run.results[index] = value
         self.run.completed.append(index)
@@ -748,7 +755,7 @@ class _Coordinator:
         try:
             if self.on_result is not None:
                 self.on_result(task, value)
-            if self.stop_when is not None:
+            if self.stop_when is not None and self.failure is None:
                 met = bool(self.stop_when(task, value))
         finally:
             # Record the task even when a callback failed, so the run can drain and stop.
@@ -872,6 +879,8 @@ def _call_work(
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         text = "".join(traceback.format_exception(type(exc), exc, tb))
         return ("error", ctx.index, text, exc)
+    if ctx.told_to_abort:
+        return ("aborted", ctx.index)  # returned early because it was told to stop: unfinished
     return ("result", ctx.index, value)
 
 
@@ -970,8 +979,11 @@ def run_tasks(
     task in list order that meets it. A task meeting it while an earlier task still runs does
     not win yet; if the earlier one meets it too, the earlier one wins. Once task *i* has met
     it, no task after *i* is started and those running are cancelled (``ctx.should_abort()``
-    turns true; their results are discarded). :attr:`TaskRun.winner` is *i* once every task
-    before it finished without meeting the objective. A work function that raises
+    turns true; what they return after that is discarded). A cancelled task that finishes
+    without having been told (its result crossed the cancel message) is still a finished
+    result: it reaches ``on_result`` and :attr:`TaskRun.results` like any other, because its
+    work is done and may be on disk; it cannot change the winner. :attr:`TaskRun.winner` is *i*
+    once every task before it finished without meeting the objective. A work function that raises
     :class:`TaskAborted` on its own (a time budget ran out) *skips* its task: finished, no
     result, objective not met, ``on_result`` not called.
 
@@ -980,8 +992,8 @@ def run_tasks(
         work_fn: ``work_fn(task, ctx) -> result``; ``ctx`` is a :class:`TaskContext` whose
             ``should_abort()`` long tasks poll between steps.
         comm: from :func:`get_comm` (default); a :class:`LocalComm` runs everything here.
-        on_result: ``on_result(task, result)``, called on rank 0 for every completed task in
-            completion order (append to results.jsonl, print); with a coordinator thread it
+        on_result: ``on_result(task, result)``, called on rank 0 for every finished task in
+            completion order, never dropped (also late cancelled ones and during a failure) (append to results.jsonl, print); with a coordinator thread it
             runs in that thread, one call at a time, so keep TensorFlow out of it.
         stop_when: ``stop_when(task, result) -> bool``, called on rank 0 after ``on_result``;
             true means the result meets the objective.

@@ -427,6 +427,33 @@ def test_mpi_cancelled_task_stops_through_should_abort(tmp_path):
     assert job.seconds < 15  # task 1 would take 30 s
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
+def test_mpi_finished_result_of_a_cancelled_task_is_delivered(tmp_path):
+    # Issue 16 bug 4: rank 1 finished (and saved) task 1 after task 0 met the objective; the
+    # result used to be dropped, leaving a saved model with no line in results.jsonl.
+    job = run_job("late-result", tmp_path)
+    assert job.code == 0, job.output
+    run = job.run()
+    assert run["winner"] == 0
+    assert sorted(job.rank(0)["ran"] + job.rank(1)["ran"]) == [0, 1]  # 2, 3 never started
+    assert run["seen"] == [0, 1] and run["completed"] == [0, 1]
+    assert run["results"][1] == {"task": 1, "meets": True}
+    assert run["abandoned"] == []
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
+def test_mpi_value_returned_after_being_told_to_stop_is_discarded(tmp_path):
+    job = run_job("told-then-returns", tmp_path)
+    assert job.code == 0, job.output
+    run = job.run()
+    assert run["winner"] == 0 and run["seen"] == [0]
+    assert run["results"][1] is None and run["abandoned"] == [1]
+
+
 @pytest.mark.parametrize("mode", ["threaded", "polling"])
 @pytest.mark.mpi
 @pytest.mark.slow

@@ -46,6 +46,14 @@ def main() -> None:
     cpu0 = time.process_time()
     wall0 = time.monotonic()
     kwargs = dict(comm=comm, threaded=threaded, root_works=root_works)
+    met = args.out / "task0-met"
+    started = args.out / "task1-started"
+
+    def wait_for(path: Path) -> None:
+        """Order events between the ranks through files (they share this machine)."""
+        end = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < end:
+            time.sleep(0.01)
 
     if args.scenario == "all":
         # 20 tasks of 50 ms: every task exactly once, both ranks busy. Twice, to check that
@@ -86,6 +94,59 @@ def main() -> None:
             ran.append(ctx.index)
             sleep_polling(1.0 if task == 0 else 30.0, ctx)
             return {"task": task}
+
+        run = run_tasks(
+            [0, 1],
+            work,
+            on_result=lambda t, r: seen.append(t),
+            stop_when=lambda t, r: True,
+            **kwargs,
+        )
+
+    elif args.scenario == "late-result":
+        # Issue 16 bug 4, scripted: task 0 meets the objective while task 1 runs on the other
+        # rank; task 1 finishes after rank 0 has cancelled it, without polling should_abort()
+        # (say it was saving its model). Its finished result must still reach on_result.
+        # Task 2 polls and is told to stop: its result is discarded. Files order the events.
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)  # both tasks run at the same time
+                return {"task": 0, "meets": True}
+            if task == 1:
+                started.write_text("")
+                wait_for(met)
+                time.sleep(0.3)  # rank 0 has cancelled task 1 by now
+                return {"task": 1, "meets": True}
+            return {"task": task, "meets": True}
+
+        def stop_when(task, result):
+            if task == 0:
+                met.write_text("")
+            return result["meets"]
+
+        run = run_tasks(
+            [0, 1, 2, 3],
+            work,
+            on_result=lambda t, r: seen.append(t),
+            stop_when=stop_when,
+            **kwargs,
+        )
+
+    elif args.scenario == "told-then-returns":
+        # A task told to stop that returns (instead of raising TaskAborted) is unfinished: its
+        # value is discarded and on_result is not called for it.
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)
+                time.sleep(0.2)
+                return {"task": 0}
+            started.write_text("")
+            end = time.monotonic() + 30
+            while time.monotonic() < end and not ctx.should_abort():
+                time.sleep(0.01)
+            return {"task": task, "partial": True}
 
         run = run_tasks(
             [0, 1],
