@@ -66,7 +66,7 @@ def main() -> None:
         run = run_tasks(list(range(20)), work, on_result=lambda t, r: seen.append(t), **kwargs)
         token = comm.bcast("token-from-root" if comm.is_root else None)
         comm.barrier()
-        run2 = run_tasks(list(range(100, 104)), work, **kwargs)
+        run2 = run_tasks(list(range(100, 104)), work, progress="second call", **kwargs)
         record.update(token=token, second=run2.results)
 
     elif args.scenario == "early":
