@@ -87,17 +87,73 @@ def data_options(args) -> dict:
     }
 
 
-def settings_from(args, package, default_preset: str, steps_flag: int | None = None):
-    """TrainingSettings for this run (preset < package solver < --solver < flags)."""
+#: The fields a run's settings line shows (the rest are Caffe defaults nobody asks about).
+_SHOWN = ("solver_type", "base_lr", "lr_policy", "gamma", "stepsize", "stepvalues", "power",
+          "momentum", "weight_decay", "max_iter", "iter_size", "batch_size", "test_interval")  # fmt: skip
+
+
+def settings_with_sources(args, package, default_preset: str, steps_flag: int | None = None):
+    """``(settings, sources)``: TrainingSettings (preset < package solver < --solver < flags)
+    and, per field, where its value came from (``preset demo``, ``package solver FILE``,
+    ``--solver FILE``, ``Caffe default``, ``--lr`` ...)."""
+    import dataclasses
+
     from cocotune.runtime.solver import TrainingSettings, preset
 
-    settings = preset(args.preset or default_preset)
-    solver = args.solver
-    if solver is None and package.doc.get("solver"):
-        solver = str(package.dir / package.doc["solver"])
+    name = getattr(args, "preset", None) or default_preset
+    settings = preset(name)
+    origin = f"preset {name}" + ("" if getattr(args, "preset", None) else " (the default)")
+    sources = {f.name: origin for f in dataclasses.fields(TrainingSettings)}
+    solver, label = getattr(args, "solver", None), "--solver"
+    if solver is None and package is not None and package.doc.get("solver"):
+        solver, label = str(package.dir / package.doc["solver"]), "package solver"
     if solver is not None:
         settings = TrainingSettings.from_solver(solver)
-    return settings.with_overrides(base_lr=args.lr, batch_size=args.batch_size, max_iter=steps_flag)
+        caffe = TrainingSettings()
+        for f in dataclasses.fields(TrainingSettings):
+            same = getattr(settings, f.name) == getattr(caffe, f.name)
+            sources[f.name] = "Caffe default" if same else f"{label} {solver}"
+        sources["batch_size"] = "default (a Caffe solver has no batch size)"
+    flags = {"base_lr": ("--lr", getattr(args, "lr", None)),
+             "batch_size": ("--batch-size", getattr(args, "batch_size", None)),
+             "max_iter": ("--steps", steps_flag)}  # fmt: skip
+    for field_name, (flag, value) in flags.items():
+        if value is not None:
+            sources[field_name] = flag
+    settings = settings.with_overrides(**{k: v for k, (_, v) in flags.items()})
+    return settings, sources
+
+
+def settings_report(settings, sources: dict[str, str]) -> str:
+    """One line per origin: ``training settings: base_lr 0.02, ... (preset demo); ...``."""
+    by_origin: dict[str, list[str]] = {}
+    for name in _SHOWN:
+        value = getattr(settings, name)
+        if name in ("gamma", "stepsize", "power") and value in (0, 0.0):
+            continue
+        if name == "stepvalues" and not value:
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if (
+            isinstance(value, float)) else str(value)  # fmt: skip
+        by_origin.setdefault(sources.get(name, "?"), []).append(f"{name} {shown}")
+    parts = [f"{', '.join(items)} ({origin})" for origin, items in by_origin.items()]
+    return "training settings: " + "; ".join(parts)
+
+
+def settings_from(args, package, default_preset: str, steps_flag: int | None = None,
+                  announce: bool = True):  # fmt: skip
+    """TrainingSettings for this run (preset < package solver < --solver < flags).
+
+    With ``announce`` (default) rank 0 prints which settings the run uses and where each came
+    from, so a default silently taken from the ``demo`` preset is visible.
+    """
+    settings, sources = settings_with_sources(args, package, default_preset, steps_flag)
+    if announce:
+        from cocotune.runtime.mpi import get_comm
+
+        if get_comm().is_root:
+            print(settings_report(settings, sources), flush=True)
+    return settings
 
 
 def load_data(args, package):
