@@ -28,7 +28,19 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--seed", type=int, default=0, help="data shuffling / initialisation seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--devices", default="auto", type=_devices,
+                   help="auto (default: each MPI rank one GPU of its node, else the CPU), cpu, "
+                   "gpu, or GPU indices such as 0,1")  # fmt: skip
     return p
+
+
+def _devices(text: str):
+    from cocotune.runtime.devices import DeviceError, parse_devices
+
+    try:
+        return parse_devices(text)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _mean_values(text: str) -> list[float]:
@@ -170,6 +182,9 @@ def run_main(fn, package_dir: Path, argv: list[str]) -> int:
 
     import_tensorflow_quietly()
     try:
+        from cocotune.runtime.mpi import start_ranks
+
+        start_ranks(package_dir, argv)  # MPI, shared package check, threads, devices
         return int(fn(Path(package_dir), argv) or 0)
     except CocotuneError as exc:
         print(exc.render(), file=sys.stderr)

@@ -167,6 +167,15 @@ def test_progress_lines_for_many_steps_are_throttled_and_quiet_is_silent():
     assert len(lines) == 101  # the first step, then one per whole percent
     assert lines[0].startswith("train: 1/1000 steps (0%)")
     assert lines[-1].startswith("train: 1000/1000 steps (100%)")
+    early = io.StringIO()  # an early stop: close() adds nothing the last line showed
+    bar = progress_bar(total=6, desc="explore", comm=LocalComm(), file=early)
+    bar.update(1)
+    bar.update(1)
+    bar.close()
+    assert [line.split(",")[0] for line in early.getvalue().splitlines()] == [
+        "explore: 1/6 (17%)",
+        "explore: 2/6 (33%)",
+    ]
     quiet = io.StringIO()
     bar = progress_bar(total=2, comm=LocalComm(), file=quiet, disable=True)
     bar.update(2)

@@ -35,7 +35,16 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--threaded", choices=["auto", "yes", "no"], default="auto")
     parser.add_argument("--root-works", choices=["yes", "no"], default="yes")
+    parser.add_argument("--package", type=Path)
+    parser.add_argument("--devices", default="auto")
     args = parser.parse_args()
+    if args.scenario == "no-mpi4py":
+        # mpi4py missing (e.g. cocotune installed without the [mpi] extra): the generated
+        # scripts' entry point must say how to install it and exit, on every rank.
+        sys.modules["mpi4py"] = None  # makes `import mpi4py` raise ImportError
+        from cocotune.runtime.options import run_main
+
+        sys.exit(run_main(lambda package_dir, argv: 0, args.out, []))
     threaded = {"auto": None, "yes": True, "no": False}[args.threaded]
     root_works = args.root_works == "yes"
 
@@ -229,6 +238,38 @@ def main() -> None:
         if comm.rank == 1:
             time.sleep(1.0)
         run = run_tasks(list(range(3)), lambda t, ctx: ran.append(ctx.index) or t, **kwargs)
+
+    elif args.scenario == "node":
+        # Which node each rank is on, as the MPI library sees it (hosts given to mpirun).
+        host, local_rank, local_size = comm.node()
+        record.update(host=host, local_rank=local_rank, local_size=local_size)
+        run = run_tasks(list(range(6)), lambda t, ctx: t * t, **kwargs)
+
+    elif args.scenario == "devices":
+        # Thread sizing and device choice per rank; rank 0 prints the mapping.
+        from cocotune.runtime.devices import DeviceError
+        from cocotune.runtime.mpi import configure_threads
+
+        try:
+            config = configure_threads(comm, devices=args.devices)
+        except DeviceError as exc:
+            record.update(error=exc.message)
+            (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+            sys.exit(2)
+        record.update(device=config.device, intra=config.intra_op, ranks=config.ranks)
+        run = run_tasks([0, 1], lambda t, ctx: t, **kwargs)
+
+    elif args.scenario == "shared":
+        # Every rank must see rank 0's package and runs/ before any work (several nodes).
+        from cocotune.runtime.mpi import SharedPathError, check_shared_package
+
+        try:
+            check_shared_package(comm, args.package)
+        except SharedPathError as exc:
+            record.update(error=exc.render())
+            (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+            sys.exit(2)
+        run = run_tasks([0, 1], lambda t, ctx: t, **kwargs)
 
     else:
         sys.exit(f"unknown scenario {args.scenario}")
