@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,16 +87,13 @@ def generate_package(
     from cocotune.frontend.load import load_net, load_solver
     from cocotune.tuning.blocks import select_blocks
     from cocotune.tuning.pruning import analyze_pruning
-    from cocotune.tuning.subspace import parse_subspace
+    from cocotune.tuning.subspace import no_modules_error, parse_subspace
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     net = load_net(prototxt, input_shapes=input_shapes)
     if not net.modules:
-        raise CocotuneError(
-            f"{prototxt}: the net has no module {{ }} blocks, so there is nothing to prune "
-            "(wrap the layers of each prunable unit in module { name: ... layer { ... } })"
-        )
+        raise no_modules_error(prototxt)
     net_plan = plan_net(net)
     analysis = analyze_pruning(net)
     timings["frontend_s"] = time.perf_counter() - start
@@ -133,7 +129,7 @@ def generate_package(
     solver_name = None
     if solver:
         solver_name = "solver.prototxt"
-        shutil.copyfile(solver, out / solver_name)
+        write_text_atomic(out / solver_name, Path(solver).read_text(encoding="utf-8"))
     weights_name = "full.weights.h5" if caffe_weights is not None else None
     doc = tuning_document(net, analysis, subspace, chosen, block_mode, "net.prototxt",
                           weights_name, solver_name)  # fmt: skip

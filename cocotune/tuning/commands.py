@@ -16,13 +16,14 @@ import json
 import sys
 
 from cocotune.cli import _add_net_options, load_net_from_args
-from cocotune.errors import CocotuneError, SubspaceError
+from cocotune.errors import SubspaceError
 from cocotune.ir.net import Net
 from cocotune.tuning.blocks import MODES, TuningBlocks, format_rate, select_blocks
 from cocotune.tuning.pruning import PruningAnalysis, analyze_pruning
 from cocotune.tuning.subspace import (
     Subspace,
     format_subspace,
+    no_modules_error,
     parse_rate_list,
     parse_subspace,
     sample_subspace,
@@ -85,9 +86,7 @@ def register(subparsers) -> None:
 def _load(args: argparse.Namespace) -> tuple[Net, PruningAnalysis]:
     net = load_net_from_args(args)
     if not net.modules:
-        raise CocotuneError(
-            f"{args.prototxt}: the net has no module {{ }} blocks: nothing to prune"
-        )
+        raise no_modules_error(args.prototxt)
     return net, analyze_pruning(net)
 
 
