@@ -168,12 +168,46 @@ def settings_from(args, package, default_preset: str, steps_flag: int | None = N
     return settings
 
 
-def load_data(args, package):
-    from cocotune.runtime.data import load_dataset
+def data_layer_transform(package) -> dict:
+    """The first data layer's ``transform_param`` fields recorded in the package's model.py
+    (``TRANSFORM_PARAMS``), or ``{}`` for a deploy net (``input:`` only) or a stand-in."""
+    module = getattr(package, "model_module", None)
+    params = getattr(module, "TRANSFORM_PARAMS", None) or {}
+    return dict(next(iter(params.values()))) if params else {}
 
-    return load_dataset(args.data, package.input_shape, package.num_classes, seed=args.seed,
-                        val_fraction=getattr(args, "val_fraction", 0.1),
-                        **data_options(args))  # fmt: skip
+
+def load_data(args, package):
+    """The run's Dataset, checked against the package's net before any training starts.
+
+    For ``.npz`` files and image folders, a train/test net's data-layer ``transform_param``
+    supplies ``mean_value`` and ``scale`` unless ``--mean``/``--scale`` are given (a deploy net
+    has none: give them as flags). ``mean_file``, crops and mirrors are not taken from it.
+    """
+    from cocotune.runtime.data import BUILTIN, load_dataset
+
+    options = data_options(args)
+    builtin = str(args.data).partition(":")[0] in BUILTIN
+    transform = data_layer_transform(package)
+    taken = []
+    if transform and not builtin and options["mean"] is None and options["scale"] is None:
+        if transform.get("mean_value"):
+            options["mean"] = [float(v) for v in transform["mean_value"]]
+            taken.append("mean_value " + ",".join(f"{v:g}" for v in options["mean"]))
+        if transform.get("scale") not in (None, 1.0):
+            options["scale"] = float(transform["scale"])
+            taken.append(f"scale {options['scale']:g}")
+    data = load_dataset(args.data, package.input_shape, package.num_classes, seed=args.seed,
+                        val_fraction=getattr(args, "val_fraction", 0.1), **options)  # fmt: skip
+    if taken:
+        data.notes.append(f"{' and '.join(taken)} from the net's data layer transform_param")
+    ignored = sorted(k for k in transform if k in ("mean_file", "crop_size", "mirror"))
+    if transform and builtin:
+        data.notes.append("the net's data layer transform_param is not applied to the built-in "
+                          "digits (already in [0, 1])")  # fmt: skip
+    elif ignored:
+        data.notes.append(f"the data layer's {', '.join(ignored)} not applied (use --mean, "
+                          "--crop)")  # fmt: skip
+    return data
 
 
 def run_main(fn, package_dir: Path, argv: list[str]) -> int:
