@@ -1,4 +1,4 @@
-"""Write the generated package of DESIGN §6 for a net, a subspace and optional weights/solver.
+"""Write the generated package (docs/design.md §6) for a net, a subspace, weights and solver.
 
 ::
 
@@ -196,10 +196,10 @@ def register(subparsers) -> None:
         help="generate the pruning package: multiplexing model, tuning blocks, scripts",
         description="From a Prototxt with module blocks and a promising subspace, choose tuning "
         "blocks (Sequitur) and write a Python package: model.py (full/finetune/pretrain), "
-        "tuning.json, train.py, pretrain.py, explore.py, README.md (DESIGN §6).",
+        "tuning.json, train.py, pretrain.py, explore.py, README.md (docs/design.md §6).",
     )
     _add_net_options(p)
-    p.add_argument("subspace", help="the promising subspace (text or .json, DESIGN §4)")
+    p.add_argument("subspace", help="the promising subspace (text or .json, docs/design.md §4)")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the full model's trained weights")
     p.add_argument("--solver", help="a Caffe solver prototxt with the training settings")

@@ -13,10 +13,10 @@ size) that ``explore.py`` allows one configuration, taken from the same settings
 group of blocks gets at most ``ceil(L / 3)`` steps by default: the paper pre-trains ResNet-50's
 blocks for 10k iterations and fine-tunes each configuration for up to 30k (Inception-V3: 20k vs
 30k), so a group never costs more than one configuration's fine-tuning. A group also stops
-early when its reconstruction loss plateaus: the training loss (sum over the group's blocks of
-the mean squared error), averaged over the ``--eval-every`` steps since the last measurement,
-is taken every ``--eval-every`` steps, and the group stops once ``-log(loss)`` has not improved by ``--min-delta`` (default 0.01, i.e. about
-1 % relative) for ``--patience`` (default 3) consecutive measurements -- the same rule
+early when its reconstruction loss plateaus: every ``--eval-every`` steps the training loss
+(sum over the group's blocks of the mean squared error) averaged over those steps is taken, and
+the group stops once ``-log(loss)`` has not improved by ``--min-delta`` (default 0.01, i.e.
+about 1 % relative) for ``--patience`` (default 3) consecutive measurements -- the same rule
 (:class:`~cocotune.runtime.training.StopRule`) as fine-tuning's plateau, on a loss instead of an
 accuracy. The summary states the total in seconds and in "configurations' worth": total steps
 of all groups / ``L``. A pre-training step (one teacher pass plus several students) costs more

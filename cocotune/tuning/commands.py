@@ -56,7 +56,7 @@ def register(subparsers) -> None:
         help="sample pruned configurations whose model sizes spread evenly",
         description="Print a subspace file: N configurations (one rate per module), drawn so "
         "that their parameter counts spread evenly between the smallest and the largest "
-        "(DESIGN §4). Modules without a prunable layer stay at rate 0.",
+        "(docs/design.md §4). Modules without a prunable layer stay at rate 0.",
     )
     _add_net_options(p)
     p.add_argument("-n", type=_count_arg, default=64, metavar="N",
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
         help="tuning blocks of a subspace (Sequitur) and each configuration's composite vector",
         description="Build the Sequitur grammar of a subspace, choose the tuning blocks to "
         "pre-train, and print them with their frequencies and pruned parameter counts, plus "
-        "the composite vector (blocks) of every configuration (DESIGN §5).",
+        "the composite vector (blocks) of every configuration (docs/design.md §5).",
     )
     _add_net_options(b)
     b.add_argument("subspace", help="subspace file (text or .json)")

@@ -1,4 +1,6 @@
-"""Subspace files: the pruned configurations to explore, read, written and sampled (DESIGN §4).
+"""Subspace files: the pruned configurations to explore, read, written and sampled.
+
+See docs/design.md §4.
 
 One configuration per line, one rate (fraction of filters *removed*) per module::
 
