@@ -2,8 +2,9 @@
 
 Writes ``full.weights.h5`` and ``runs/full.json`` (validation and test accuracy, steps, time;
 the curve during training is measured on the validation split, test accuracy is only
-reported). A killed run resumes from its last checkpoint (``runs/train.ckpt.weights.h5``, written every evaluation
-interval by temp file + rename; the optimizer's momentum restarts from zero on resume).
+reported). A killed run resumes from its last checkpoint (``runs/train.ckpt.weights.h5``,
+written every evaluation interval by temp file + rename; the optimizer's momentum restarts
+from zero on resume).
 Under ``mpirun`` only rank 0 trains: one small model does not split well over processes.
 """
 
