@@ -286,7 +286,9 @@ class _LazyImages:
         if isinstance(key, slice):
             return self._read(self._index[key])
         if isinstance(key, tuple):
-            return self[key[0]][(slice(None), *key[1:])]
+            first = self[key[0]]
+            rest = key[1:] if isinstance(key[0], (int, np.integer)) else (slice(None), *key[1:])
+            return first[rest]
         return self._read(self._index[np.asarray(key)])
 
     def __array__(self, dtype=None, copy=None):

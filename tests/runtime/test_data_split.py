@@ -239,3 +239,18 @@ def test_folder_crop_mean_and_scale(tmp_path):
         load_dataset(str(root), (8, 8, 3), 2, crop=True)
     with pytest.raises(CocotuneError, match="--resize applies to the built-in digits only"):
         load_dataset(str(root), (8, 8, 3), 2, resize=True)
+
+
+def test_lazy_arrays_index_like_numpy():
+    from cocotune.runtime.data import ResizedImages
+
+    src = np.random.default_rng(0).random((5, 8, 8, 1)).astype(np.float32)
+    lazy, full = ResizedImages(src, 8, 8, 3), np.repeat(src, 3, axis=3)
+    assert lazy.shape == full.shape and len(lazy) == 5 and lazy.dtype == np.float32
+    np.testing.assert_array_equal(lazy[1:4], full[1:4])
+    np.testing.assert_array_equal(lazy[2], full[2])
+    np.testing.assert_array_equal(lazy[[4, 0]], full[[4, 0]])
+    np.testing.assert_array_equal(lazy[:, 0, 0, 2], full[:, 0, 0, 2])
+    np.testing.assert_array_equal(lazy[1, 0], full[1, 0])
+    view = lazy.take(np.array([3, 1]))
+    np.testing.assert_array_equal(np.asarray(view), full[[3, 1]])
