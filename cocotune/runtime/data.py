@@ -152,6 +152,8 @@ class Dataset:
             f"{len(self.x_test)} test images of {h}x{w}x{c}, {present} classes present "
             f"(net outputs {self.num_classes}), values in [{lo:g}, {hi:g}]"
         )
+        if self.params.get("mean") is not None or self.params.get("scale") is not None:
+            text += " before mean/scale"
         if self.class_names is not None:
             shown = ", ".join(self.class_names[:12]) + (
                 ", ..." if len(self.class_names) > 12 else ""
@@ -957,7 +959,7 @@ def load_image_folder(
         notes.append(f"colour channels in {order} order")
     mb = total * h * w * c * 4 / 2**20
     notes.append(
-        f"streamed from disk batch by batch ({mb:.0f} MB decoded > --memory-limit-mb "
+        f"streamed from disk batch by batch ({mb:.1f} MB decoded > --memory-limit-mb "
         f"{memory_limit_mb:g})"
         if stream
         else f"held in memory ({mb:.1f} MB)"
