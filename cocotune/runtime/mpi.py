@@ -1,4 +1,4 @@
-"""Coordination of several processes for pre-training and exploration (DESIGN §6).
+"""Coordination of several processes for pre-training and exploration (docs/design.md).
 
 The generated scripts run alone (``python out/explore.py``) or under MPI
 (``mpirun -n 2 python out/explore.py``); the same code works both ways:
@@ -57,7 +57,28 @@ It names the node by its host name (``vm`` here, listed in ``/etc/hosts``); on a
 host name does not resolve, ``mpirun -host localhost -n 2 ...`` is the fallback (it also works
 here). Hydra sets ``PMI_RANK``, ``PMI_SIZE``, ``PMI_FD``,
 ``PMI_HOSTNAME``, ``MPI_LOCALNRANKS`` and ``MPI_LOCALRANKID`` in each rank, which is how
-:func:`get_comm` knows it was launched by ``mpirun`` before importing mpi4py.
+:func:`get_comm` knows it was launched by ``mpirun`` before importing mpi4py. Launched by
+``mpirun`` with several ranks but without mpi4py, :func:`get_comm` raises
+:class:`MpiUnavailableError` saying how to install it (running N independent copies would do
+all the work N times).
+
+**Before any work** (:func:`start_ranks`, called by the generated scripts' entry point): the
+ranks check that they all see rank 0's package directory and ``runs/``
+(:func:`check_shared_package`: rank 0 broadcasts the path, a hash of tuning.json and a token
+it writes into ``runs/``; all ranks agree, else every rank raises :class:`SharedPathError`
+naming the host and path), then :func:`configure_threads` sizes the thread pools per node and
+gives each rank its device: the ranks of a node are found with
+``MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)``, local rank *r* takes GPU ``r % gpus`` (memory
+growth on; ``--devices`` overrides, see :mod:`cocotune.runtime.devices`), the CPU when the node
+has none. Rank 0 prints one line per rank: host, local rank, device, threads.
+
+**Several nodes.** Hydra reads hosts from ``-hosts a,b`` or ``-f hostfile`` (lines
+``name:ranks``) and starts remote ranks through ssh; names that resolve to this machine are
+started locally. A repeated name is one node; ``-hosts localhost,vm`` (two names of this
+machine) makes two one-rank nodes that talk through the network module, which is how
+``tests/runtime/test_mpi_hosts.py`` checks multi-node behaviour here. Only rank 0 writes
+``results.jsonl``; every rank reads the package and writes models under ``runs/``, so the package
+must be on a file system every node mounts under the same path.
 """
 
 from __future__ import annotations
