@@ -1,4 +1,4 @@
-"""Files that survive a run being killed at any moment (DESIGN §6).
+"""Files that survive a run being killed at any moment (docs/design.md §6).
 
 ``runs/results.jsonl`` holds one JSON object per evaluated configuration. Each record is written
 with a single ``write`` and then ``fsync``-ed, so a killed run loses at most the line being
@@ -6,8 +6,8 @@ written; the next run drops that partial line, truncates the file back to its la
 and resumes, skipping the configurations already recorded. Only rank 0 writes: a
 :class:`ResultsLog` built on another rank reads but never modifies the file.
 
-``best.json``, weights and checkpoints are replaced whole: written to a temporary file in the
-same directory and renamed over the old one (:func:`atomic_write_json`, :func:`atomic_save`), so a
+``best-<method>.json``, weights and checkpoints are replaced whole: written to a temporary file
+in the same directory and renamed over the old one (:func:`atomic_write_json`, :func:`atomic_save`), so a
 reader sees the old version or the new one, never half of one.
 """
 
