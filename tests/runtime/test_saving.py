@@ -1,4 +1,4 @@
-"""Saved models with cocotune layers load with plain keras.saving.load_model after `import cocotune`.
+"""Saved models with cocotune layers load with keras.saving.load_model after `import cocotune`.
 
 Each side runs in a fresh interpreter: what matters is what a user's new process has
 registered, not what this test process happens to have imported already.
