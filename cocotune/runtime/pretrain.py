@@ -47,9 +47,11 @@ def _groups(blocks: list[dict], per_model: int) -> list[list[dict]]:
 
 
 def _errors(model, x: np.ndarray) -> list[float]:
-    outs = model(x, training=False)
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return [float(np.mean(np.asarray(o))) for o in outs]
+    """Mean reconstruction error of every block over ``x`` (compiled, bounded batches: an
+    eager call would keep every activation of every image, ~150 MB each at 224x224)."""
+    from cocotune.runtime.model import predict_outputs
+
+    return [float(np.mean(o)) for o in predict_outputs(model, x)]
 
 
 def default_pretrain_steps(finetune_limit: int) -> int:

@@ -14,7 +14,6 @@ dimension left open) and one compiled BatchNorm re-estimation pass (:func:`recal
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -262,12 +261,10 @@ def train_steps(
     return result
 
 
-# One compiled function per model and purpose; weak keys, so models are not kept alive.
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _compiled(model, purpose: str, make: Callable):
-    per_model = _COMPILED.setdefault(model, {})
+    """One compiled function per model and purpose, kept on the model itself: a global cache
+    (even a WeakKeyDictionary) would keep every model alive, since each function refers to it."""
+    per_model = model.__dict__.setdefault("_cocotune_compiled", {})
     if purpose not in per_model:
         per_model[purpose] = make()
     return per_model[purpose]
@@ -298,15 +295,24 @@ def _predict_fn(model):
     return _compiled(model, "predict", make)
 
 
-def predict_batches(model, x, batch_size: int = 256) -> np.ndarray:
+def _batch_size(x, batch_size: int | None) -> int:
+    """``batch_size``, else one bounded by the image size (27 at 224x224x3, 256 for small
+    images): a batch's activations, not the model, dominate memory for large images."""
+    from cocotune.runtime.model import eval_batch_size
+
+    return int(batch_size) if batch_size else eval_batch_size(tuple(x.shape[1:]))
+
+
+def predict_batches(model, x, batch_size: int | None = None) -> np.ndarray:
     """Model outputs in inference mode, batch by batch (one compiled function per model)."""
     predict = _predict_fn(model)
+    batch_size = _batch_size(x, batch_size)
     outs = [np.asarray(predict(np.asarray(x[i : i + batch_size], dtype=np.float32)))
             for i in range(0, len(x), batch_size)]  # fmt: skip
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
-def accuracy(model, x, y, batch_size: int = 256) -> float:
+def accuracy(model, x, y, batch_size: int | None = None) -> float:
     """Top-1 accuracy of a classifier (probabilities or logits: argmax is the same)."""
     if len(x) == 0:
         return float("nan")
@@ -332,7 +338,7 @@ def recalibration_images(x, n: int, chunk: int = 64) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def recalibrate_batchnorm(model, x, batch_size: int = 256) -> int:
+def recalibrate_batchnorm(model, x, batch_size: int | None = None) -> int:
     """Re-estimate every trainable BatchNorm's statistics on ``x`` (returns how many layers).
 
     Pruning changes the activations a BatchNorm sees, so inherited statistics are stale; and
@@ -341,7 +347,9 @@ def recalibrate_batchnorm(model, x, batch_size: int = 256) -> int:
     with momentum 0 (one compiled pass per model), so a BatchNorm's moving statistics become
     that batch's; their mean over the batches (weighted by batch size) is then assigned: the
     exact average of the batch statistics. Frozen BatchNorms (a teacher's) run in inference
-    mode and are left alone.
+    mode and are left alone. Batches hold ``batch_size`` images, by default 256 for small
+    images and fewer for large ones (27 at 224x224x3, see ``model.eval_batch_size``): a
+    training-mode pass holds ~15 MB per 224x224 image for ResNet-50.
     """
     import keras
     import tensorflow as tf
@@ -372,6 +380,7 @@ def recalibrate_batchnorm(model, x, batch_size: int = 256) -> int:
         return fn
 
     run = _compiled(model, "bn", make)
+    batch_size = _batch_size(x, batch_size)
     means = [np.zeros(b.moving_mean.shape, np.float64) for b in bns]
     variances = [np.zeros(b.moving_variance.shape, np.float64) for b in bns]
     seen = 0
