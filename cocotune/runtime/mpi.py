@@ -610,17 +610,19 @@ def _fingerprint(package_dir: Path, required: bool = False) -> str:
 def _check_package(
     package_dir: Path, root_dir: str, fingerprint: str, token_name: str, token: str
 ) -> str | None:
-    """What is wrong with this rank's view of rank 0's package, or None."""
-    mine = str(package_dir.resolve())
-    if mine != root_dir:
-        return f"its package is {mine}, rank 0's is {root_dir}"
-    root = Path(root_dir)
+    """What is wrong with this rank's view of rank 0's package, or None.
+
+    The rank checks the directory it will use (its own ``package_dir``, usually the same path
+    as rank 0's; a different path through symbolic links is fine if it is the same folder).
+    """
+    root = package_dir.resolve()
+    where = str(root) if str(root) == root_dir else f"{root} (rank 0 uses {root_dir})"
     runs = root / "runs"
     try:
         if not root.is_dir():
-            return f"{root_dir} does not exist here"
+            return f"{where} does not exist here"
         if fingerprint and _fingerprint(root, required=True) != fingerprint:
-            return f"{root_dir}/tuning.json differs from rank 0's (another copy of the package)"
+            return f"{root}/tuning.json differs from rank 0's (another copy of the package)"
         try:
             seen = (runs / token_name).read_text()
         except FileNotFoundError:
@@ -628,11 +630,11 @@ def _check_package(
                 f"{runs} is not the folder rank 0 writes to (a file rank 0 wrote there is missing)"
             )
     except OSError as exc:
-        return f"cannot read {exc.filename or root_dir} ({exc.strerror or exc})"
+        return f"cannot read {exc.filename or root} ({exc.strerror or exc})"
     if seen != token:
         return f"{runs} is not the folder rank 0 writes to"
     if not (os.access(runs, os.W_OK) and os.access(root, os.W_OK)):
-        return f"cannot write to {root_dir} or {runs}"
+        return f"cannot write to {root} or {runs}"
     return None
 
 

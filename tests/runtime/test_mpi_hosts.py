@@ -94,7 +94,12 @@ def test_check_package_finds_each_problem(tmp_path):
     (pkg / "runs" / ".token").write_text("abc")
     header = (str(pkg.resolve()), _fingerprint(pkg), ".token", "abc")
     assert _check_package(pkg, *header) is None
-    assert "its package is" in _check_package(tmp_path / "other", *header)
+    other = tmp_path / "other"
+    assert (
+        _check_package(other, *header) == f"{other} (rank 0 uses {header[0]}) does not exist here"
+    )
+    other.symlink_to(pkg)  # another name for the same folder is fine
+    assert _check_package(other, *header) is None
     assert "differs from rank 0's" in _check_package(pkg, header[0], "0" * 16, ".token", "abc")
     assert "is not the folder rank 0 writes to" in _check_package(pkg, *header[:3], "xyz")
     missing = (header[0], header[1], ".gone", "abc")
