@@ -56,6 +56,7 @@ class _RegisteringLoader:
 
     def exec_module(self, module) -> None:
         self._loader.exec_module(module)
+        uninstall()  # one shot: Keras is loaded now
         register_keras_objects()
 
     def __getattr__(self, name):  # resource readers, get_filename, ... of the real loader
@@ -68,8 +69,11 @@ class _AfterKerasImport:
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "keras":
             return None
-        uninstall()  # one shot; also keeps the lookup below from finding this finder again
+        # Stay installed until Keras is executed: TensorFlow probes with
+        # importlib.util.find_spec("keras") before it imports Keras.
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             find_spec = getattr(finder, "find_spec", None)
             spec = find_spec(fullname, path, target) if find_spec is not None else None
             if spec is not None:

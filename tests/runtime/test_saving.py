@@ -97,8 +97,13 @@ def test_saved_model_loads_in_fresh_process_with_import_cocotune(tmp_path):
     assert refused.returncode == 0, refused.stderr
     assert refused.stdout.strip() == "refused: True", refused.stdout
 
-    # `import cocotune` before or after `import keras`: both load, outputs identical.
-    for first, second in (("import cocotune", "import keras"), ("import keras", "import cocotune")):
+    # `import cocotune` before or after `import keras`, or before TensorFlow (which probes for
+    # Keras with importlib.util.find_spec, then imports it): all load, outputs identical.
+    for first, second in (
+        ("import cocotune", "import keras"),
+        ("import keras", "import cocotune"),
+        ("import cocotune\nimport tensorflow", "import keras"),
+    ):
         loaded = _python(LOAD.format(first=first, second=second), path, x, ref)
         assert loaded.returncode == 0, loaded.stderr
         report = json.loads(loaded.stdout.strip().splitlines()[-1])
