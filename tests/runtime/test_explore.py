@@ -201,3 +201,56 @@ def test_every_saved_candidate_has_its_results_line_under_mpirun(trained, tmp_pa
     saved = {f"candidates/{p.name}" for p in (pkg / "runs" / "candidates").glob("*.keras")}
     assert saved and saved <= {r["model"] for r in records}
     assert best(pkg)["id"] == "c0"
+
+
+def test_the_method_changes_only_the_starting_weights(trained, monkeypatch):
+    """Both methods get the same batches (seed, order), rule and BN images; only the weights
+    they start from differ."""
+    import numpy as np
+
+    import cocotune.runtime.data as data_module
+    import cocotune.runtime.training as training_module
+    from cocotune.runtime.data import load_dataset
+    from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
+    from cocotune.runtime.package import Package
+    from cocotune.runtime.solver import preset
+    from cocotune.runtime.training import stop_rule
+
+    pkg = Package(trained)
+    data = load_dataset("digits", pkg.input_shape, pkg.num_classes)
+    full = pkg.full_caffe_weights()
+    config = next(c for c in pkg.configurations if c.composite)
+    blocks = load_blocks(pkg, set(config.composite))
+    settings = preset("demo").with_overrides(max_iter=3)
+    seen: dict = {"batches": [], "bn": [], "rules": []}
+    real_batches, real_bn, real_fit = (data_module.make_tf_dataset,
+                                       training_module.recalibrate_batchnorm, training_module.fit)  # fmt: skip
+
+    def spy_batches(*args, **kwargs):
+        ds = real_batches(*args, **kwargs)
+        seen["batches"].append([np.asarray(y).tolist() for _, y in ds.take(3)])
+        return ds
+
+    def spy_bn(model, x, *args, **kwargs):
+        seen["bn"].append(np.asarray(x).sum())
+        return real_bn(model, x, *args, **kwargs)
+
+    def spy_fit(*args, **kwargs):
+        seen["rules"].append(args[4])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "make_tf_dataset", spy_batches)
+    monkeypatch.setattr(training_module, "recalibrate_batchnorm", spy_bn)
+    monkeypatch.setattr(training_module, "fit", spy_fit)
+    records = {}
+    for method in ("block-trained", "default"):
+        rule = stop_rule(settings, eval_every=1, patience=9)
+        opts = EvalOptions(method, rule, seed=3, bn_recalibrate=100)
+        records[method] = evaluate_configuration(pkg, config, full, blocks, data, settings, opts)
+    a, b = seen["batches"]
+    assert a == b  # the same labels in the same order: same data, seed and shuffling
+    assert seen["rules"][0] == seen["rules"][1]
+    assert len(set(seen["bn"])) == 1 and len(seen["bn"]) == 2 * 4  # same images, steps 0..3
+    ra, rb = records["block-trained"], records["default"]
+    assert ra["steps"] == rb["steps"] == 3 and [p[0] for p in ra["curve"]] == [0, 1, 2, 3]
+    assert ra["composite"] and not rb["composite"]
