@@ -532,6 +532,19 @@ def test_mpi_finished_result_of_a_cancelled_task_is_delivered(tmp_path):
 @pytest.mark.mpi
 @pytest.mark.slow
 @needs_mpirun
+def test_mpi_result_finished_during_a_failure_is_still_delivered(tmp_path):
+    job = run_job("fail-while-finishing", tmp_path)
+    assert job.code == 0, job.output
+    rank0, rank1 = job.rank(0), job.rank(1)
+    assert rank0["error"].startswith("rank ") and "failed on task 0" in rank0["error"]
+    assert "stopped because" in rank1["error"]
+    assert rank0["seen"] == [1]  # task 1 finished after the failure: delivered, not dropped
+    assert sorted(rank0["ran"] + rank1["ran"]) == [0, 1]  # task 2 never started
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
 def test_mpi_value_returned_after_being_told_to_stop_is_discarded(tmp_path):
     job = run_job("told-then-returns", tmp_path)
     assert job.code == 0, job.output

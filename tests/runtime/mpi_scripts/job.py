@@ -165,6 +165,28 @@ def main() -> None:
             **kwargs,
         )
 
+    elif args.scenario == "fail-while-finishing":
+        # Task 0 fails while task 1 runs on the other rank; task 1 finishes anyway (it does not
+        # poll should_abort): the run fails, but task 1's finished result still reaches
+        # on_result (it may be on disk already).
+        from cocotune.runtime.mpi import DistributedError
+
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)
+                raise ValueError("boom in task 0")
+            started.write_text("")
+            time.sleep(1.0)
+            return {"task": task}
+
+        try:
+            run_tasks([0, 1, 2], work, on_result=lambda t, r: seen.append(t), **kwargs)
+        except DistributedError as exc:
+            record.update(error=str(exc).splitlines()[0], seen=seen)
+        (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+        return
+
     elif args.scenario == "fail":
         # The first task rank 1 runs raises; the others poll should_abort().
         def work(task, ctx):
