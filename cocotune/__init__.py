@@ -3,6 +3,10 @@
 The frontend (``cocotune.frontend``) reads Prototxt exactly as Caffe does, extended with
 ``module { ... }`` blocks; ``cocotune.ir`` holds the net and its Caffe-exact shapes. Importing
 this package never imports TensorFlow: commands such as ``cocotune check`` answer instantly.
+
+Saved models load with plain ``keras.saving.load_model`` once ``cocotune`` is imported: the
+import registers cocotune's Keras layers (``cocotune>CaffePooling2D``...) as soon as Keras
+itself is imported, without importing Keras early (see ``cocotune._keras_registration``).
 """
 
 import os as _os
@@ -11,6 +15,10 @@ import os as _os
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from cocotune import _keras_registration  # noqa: E402 - after the environment is set
+
+_keras_registration.install()
 
 __all__ = ["__version__", "load_net"]
 

@@ -1,8 +1,9 @@
 """`make demo`: the whole CoCo-Tune pipeline on the bundled example, as a user would run it.
 
 check → subspace (sampled) → gen → train the full model → pre-train tuning blocks under
-`mpirun -n 2` → explore under `mpirun -n 2` → the chosen network. Every step is the real
-command (printed before it runs); the files end up in demo-out/.
+`mpirun -n 2` → explore under `mpirun -n 2`, block-trained and then default (``--baseline``)
+networks under the same stop rule → the chosen networks. Every step is the real command
+(printed before it runs); the files end up in demo-out/.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def main() -> int:
     OUT.mkdir()
     pkg = OUT / "pkg"
     net = EXAMPLE / "net.prototxt"
-    step("1. Read the net exactly as Caffe would: modules, shapes, parameters", [*cocotune, "check", net])
+    step(
+        "1. Read the net exactly as Caffe would: modules, shapes, parameters",
+        [*cocotune, "check", net],
+    )
     with open(OUT / "subspace.txt", "w") as f:
         step("2. Sample a promising subspace: 16 configurations, sizes spread evenly",
              [*cocotune, "subspace", net, "-n", "16", "--rates", "0.3,0.5,0.7", "--seed", "0"],
@@ -56,22 +60,27 @@ def main() -> int:
          [sys.executable, pkg / "train.py", "--steps", "400"])  # fmt: skip
     step("5. Pre-train the tuning blocks, teacher-student, on 2 processes",
          [*mpirun, pkg / "pretrain.py", "--steps", "120"])  # fmt: skip
-    step("6. Explore: the smallest network within 2% of the full model's accuracy",
-         [*mpirun, pkg / "explore.py", "--alpha", "0.02", "--steps", "60",
-          "--bn-recalibrate", "512"])  # fmt: skip
-    best = json.loads((pkg / "runs" / "best.json").read_text())
+    explore = ["--alpha", "0.02", "--steps", "60", "--eval-every", "20", "--bn-recalibrate", "512"]
+    step("6. Explore: the smallest network within 2% of the full model's validation accuracy",
+         [*mpirun, pkg / "explore.py", *explore])  # fmt: skip
+    step("7. The same exploration from default (L1-pruned) weights, same stop rule",
+         [*mpirun, pkg / "explore.py", *explore, "--baseline"])  # fmt: skip
     print("\n=== Result")
-    if best.get("found"):
+    for method in ("block-trained", "default"):
+        best = json.loads((pkg / "runs" / f"best-{method}.json").read_text())
+        if not best.get("found"):
+            print(f"{method}: no configuration met the objective ({best['explored']} explored)")
+            continue
         rates = ", ".join(f"{m}={r:g}" for m, r in best["rates"].items())
-        print(f"chosen network {best['id']}: {rates}")
-        print(f"parameters {best['params']:,} vs full {best['full_params']:,} "
-              f"({best['params'] / best['full_params']:.0%}); accuracy {best['accuracy']:.4f} vs "
-              f"full {best['full_accuracy']:.4f}; {best['explored']} of "
-              f"{best['configurations']} configurations explored")  # fmt: skip
-    else:
-        print(f"no configuration met the objective ({best['explored']} explored)")
+        print(f"{method}: chosen network {best['id']} ({rates}) after {best['explored']} of "
+              f"{best['configurations']} configurations")  # fmt: skip
+        print(f"  parameters {best['params']:,} vs full {best['full_params']:,} "
+              f"({best['params'] / best['full_params']:.0%}); validation accuracy "
+              f"{best['val_accuracy']:.4f} vs full {best['full_val_accuracy']:.4f}; test "
+              f"{best['test_accuracy']:.4f} vs full {best['full_test_accuracy']:.4f}; "
+              f"{best['steps']} fine-tuning steps (stop: {best['stop']})")  # fmt: skip
     print(f"files: {pkg.relative_to(REPO)}/ (model.py, tuning.json, blocks/, runs/results.jsonl, "
-          f"runs/best.json, runs/best.keras); total {time.perf_counter() - started:.0f} s")  # fmt: skip
+          f"runs/best-<method>.json and .keras); total {time.perf_counter() - started:.0f} s")  # fmt: skip
     return 0
 
 

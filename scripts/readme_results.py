@@ -1,7 +1,8 @@
 """Write the README's "Does it work?" section from benchmarks/results/composability.json.
 
-`make composability` runs the benchmark (under mpirun -n 2) and then this script, so the
-figures and the plot in the README always come from one full run.
+`make composability` runs the benchmark (under mpirun -n 2) and then this script, so every
+figure in that section comes from one full run's JSON; `--check` exits 1 when the README is
+out of date with the JSON.
 Usage: python scripts/readme_results.py [--check]
 """
 
@@ -16,60 +17,165 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 RESULTS = REPO / "benchmarks" / "results" / "composability.json"
 BEGIN, END = "<!-- does-it-work:begin -->", "<!-- does-it-work:end -->"
+TARGET_ALPHAS = (0.005, 0.01)  # speedup should rise with the subspace size at these
+TARGET_SPEEDUP = 5.0  # ... and reach this at the largest subspace for alpha = 0.005
 
 
-def fmt_size(value) -> str:
-    return f"{value:,}" if isinstance(value, int) else "not found"
+def speedup_text(row: dict) -> str:
+    if row["speedup"] is None:
+        return "not measured"
+    return ("≥ " if row["lower_bound"] else "") + f"{row['speedup']:.2f}×"
+
+
+def found_text(row: dict, method: str) -> str:
+    found = row[f"found_{method}"]
+    if found:
+        return f"{found} ({row[f'params_{method}']:,})"
+    return "run ended before" if row[f"partial_{method}"] else "none"
+
+
+def complete(r: dict, size: str) -> bool:
+    measured = {c["id"] for c in r["configs"]}
+    return all(i in measured for i in r["subspaces"][size])
+
+
+def targets(r: dict) -> list[str]:
+    """The issue's targets, checked against the JSON (a miss is stated as a miss)."""
+    rows = r["table4"]
+    sizes = sorted({row["configs"] for row in rows})
+    out = []
+    for alpha in TARGET_ALPHAS:
+        series = [next(x for x in rows if x["configs"] == n and x["alpha"] == alpha)
+                  for n in sizes]  # fmt: skip
+        values = [x["speedup"] for x in series]
+        rising = None not in values and all(b > a for a, b in zip(values, values[1:]))
+        out.append(f"speedup rises with the subspace size at α = {alpha} "
+                   f"({' → '.join(speedup_text(x) for x in series)}): "
+                   f"**{'met' if rising else 'missed'}**")  # fmt: skip
+    last = next(x for x in rows if x["configs"] == sizes[-1] and x["alpha"] == 0.005)
+    ok = last["speedup"] is not None and last["speedup"] >= TARGET_SPEEDUP
+    out.append(f"≥ {TARGET_SPEEDUP:g}× at {sizes[-1]} configurations, α = 0.005 "
+               f"({speedup_text(last)}): **{'met' if ok else 'missed'}**")  # fmt: skip
+    return out
 
 
 def section(r: dict) -> str:
-    p = r["parameters"]
-    acc = r["median_accuracies"]
+    f, p = r["full"], r["settings"]
+    se = f["val_standard_error"]
+    rule = p["rule"]
+    med = r["medians"]
+    largest = max(int(k) for k in r["subspaces"])
+    pre_groups = f["pretrain_groups"]
+    per_config = med["default"]["seconds"]
     lines = [
-        f"`make composability` (= `mpirun -n 2 python benchmarks/composability.py` + this "
-        f"section) on `examples/resnet_digits` with `--data {r['data']}`: a sampled subspace of "
-        f"{p['configs']} configurations, a full model at accuracy {r['full_accuracy']:.4f} "
-        f"({r['full_params']:,} parameters); each configuration fine-tuned "
-        f"{p['finetune_steps']} steps and tested once per method (same seed, steps and order), "
-        f"BatchNorm statistics re-estimated on {p['bn_recalibrate']} images for both; "
-        f"exploration replayed smallest first from the measured times. Whole run: "
-        f"{r['wall_seconds']:.0f} s on {r['ranks']} processes.",
+        "**The setting, and why.** The Wootz paper prunes a network that was trained on a large "
+        "data set (ImageNet) and fine-tuned to a small one of a related task (Flowers102, "
+        "CUB200, ...): every pruned network must be fine-tuned on few images, and a pruned "
+        "network that starts from blocks already trained to imitate the full model needs far "
+        "fewer steps. `benchmarks/composability.py` builds that regime from scikit-learn's "
+        "bundled digits (nothing downloaded), on disjoint pools of base images: SOURCE = "
+        f"{r['regime']['source']} (the full model is trained on it to convergence, "
+        f"{p['source']['steps']} steps); TARGET = {r['regime']['target']}. "
+        "Blur keeps the shapes the source taught but changes every stroke's profile, so the "
+        "full model must adapt (it scores "
+        f"{f['val_accuracy_before_finetuning']:.3f} on the target before fine-tuning, "
+        f"{f['val_accuracy']:.3f} after), and the target is too small to relearn what "
+        "pruning removes: pruning costs accuracy there. Pre-training and exploration see "
+        "only the target set. The task was chosen by these constraints (a related task, "
+        "the full model not saturated, default networks below it), not tuned to the "
+        "method.",
         "",
-        "| α | threshold | configs (default) | configs (block-trained) | time default (s) | "
-        "time block-trained (s) | speedup | pre-training share | size found (default) | "
-        "size found (block-trained) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"**Measured.** `examples/resnet_digits` ({f['params']:,} parameters): target "
+        f"validation accuracy **{f['val_accuracy']:.4f}** after fine-tuning to a plateau "
+        f"({f['target_steps']} steps under the same stop rule as every configuration; test "
+        f"{f['test_accuracy']:.4f}, recorded only; at step 0, with BatchNorm statistics "
+        f"re-estimated on the target, it scored {f['target_curve'][0][2]:.4f}: fine-tuning "
+        "first lowered it and the rule stopped where it had not recovered, so thresholds are "
+        "relative to the fine-tuned model whose weights every configuration inherits). "
+        f"Validation has {se['n']:,} images from {se['clusters']} base digits: standard error "
+        f"{se['clustered']:.4f} clustered by base digit ({se['binomial']:.4f} if the images "
+        "were independent); the thresholds below are "
+        f"{f['val_accuracy'] * 0.005:.4f} (α = 0.005) to {f['val_accuracy'] * 0.02:.4f} "
+        "(α = 0.02) under it, and every configuration is scored on the same images. One "
+        f"sampled subspace of {largest} configurations (rates "
+        f"{'/'.join(str(x) for x in p['rates'])}; "
+        f"{' and '.join(k for k in sorted(r['subspaces'], key=int)[:-1])} are nested random "
+        "subsets of it); each configuration fine-tuned once per method by the product's "
+        f"loop (`evaluate_configuration`): one rule for both (limit {rule['max_steps']} steps, "
+        f"evaluation every {rule['eval_every']}, plateau after {rule['patience']} evaluations "
+        f"without a gain of {rule['min_delta']}), one seed, BatchNorm statistics re-estimated "
+        f"on the same {p['bn_recalibrate']} target training images at every evaluation point "
+        f"for both methods. {len(r['blocks'])} tuning blocks pre-trained on the target set in "
+        f"{len(pre_groups)} groups: {f['pretrain_seconds']:.0f} s in all "
+        f"({f['pretrain_seconds'] / per_config:.1f} median default configurations' worth). "
+        f"Whole run {r['work_seconds'] / 60:.0f} min on {r['ranks']} processes of a shared "
+        "2-core machine.",
+        "",
+        "| median over all configurations (validation) | as assembled | step 0 (BN "
+        "re-estimated) | after fine-tuning | steps | seconds |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for row in r["table3"]:
+    for m, label in (("default", "default"), ("block", "block-trained")):
+        v = med[m]
+        lines.append(f"| {label} | {v['assembled']:.4f} | {v['start']:.4f} | {v['final']:.4f} | "
+                     f"{v['steps']:.0f} | {v['seconds']:.1f} |")  # fmt: skip
+    lines += [
+        f"| full model | | | {f['val_accuracy']:.4f} | {f['target_steps']} | |",
+        "",
+        "**Table 4, replayed** (`python benchmarks/composability.py --recompute "
+        "benchmarks/results/composability.json` recomputes it from the per-configuration "
+        "curves): configurations ascending size; each costs its setup plus the time to its "
+        "first evaluation at or above full × (1 − α), or to its last evaluation when it "
+        "never gets there; exploration ends at the first that meets it; block-trained time "
+        "includes all pre-training. ≥ marks a lower bound (default networks never meet the "
+        "objective); rows where all or no configurations pass are marked.",
+        "",
+        "| configs | α | threshold | default: s (explored, found) | block-trained: s "
+        "(explored, found) | pre-training share | speedup | note |",
+        "|---:|---:|---:|---|---|---:|---:|---|",
+    ]
+    for row in r["table4"]:
         lines.append(
-            f"| {row['alpha']} | {row['threshold']} | {row['configs_base']} | "
-            f"{row['configs_comp']} | {row['time_base_s']} | {row['time_comp_s']} | "
-            f"**{row['speedup']}×** | {row['overhead']:.0%} | {fmt_size(row['size_base'])} | "
-            f"{fmt_size(row['size_comp'])} |"
+            f"| {row['configs']} | {row['alpha']} | {row['threshold']:.4f} | "
+            f"{row['seconds_default']:.0f} ({row['explored_default']}, "
+            f"{found_text(row, 'default')}) | {row['seconds_block']:.0f} "
+            f"({row['explored_block']}, {found_text(row, 'block')}) | "
+            f"{row['pretrain_share']:.0%} | **{speedup_text(row)}** | "
+            f"{row['degenerate'] or ''} |"
         )
-    lines += ["", f"Speedup by subspace size (α = {r['table4'][0]['alpha']}): " + ", ".join(
-        f"{row['configs']} configurations {row['speedup']}×" for row in r["table4"]) + ".",
-        "Extra speedup of Sequitur's blocks over one block per module: " + ", ".join(
-        f"{row['collection']} {row['extra_speedup']}× ({row['multi_module_blocks']} multi-module "
-        "blocks)" for row in r["table5"]) + ".",
+    paper = r["paper"]
+    if not r["complete"]:
+        n = len(r["configs"])
+        lines += [
+            "",
+            f"The run was stopped at its deadline after {n} of {largest} configurations, "
+            "measured in this order: the smallest subspace, then what each larger one adds, "
+            "each part smallest first (complete: "
+            f"{', '.join(k for k in sorted(r['subspaces'], key=int) if complete(r, k)) or 'none'}"
+            "). A replay that reaches an unmeasured configuration "
+            "stops there: for default networks that gives a lower bound on their time (≥), "
+            "for block-trained ones the row is not measured.",
+        ]
+    lines += [
         "",
-        "Median accuracy over all configurations: default networks "
-        f"{acc['default']['start_as_assembled']:.3f} right after assembly, "
-        f"{acc['default']['start_recalibrated']:.3f} with re-estimated statistics, "
-        f"{acc['default']['final_recalibrated']:.3f} after fine-tuning; block-trained "
-        f"{acc['block-trained']['start_as_assembled']:.3f}, "
-        f"{acc['block-trained']['start_recalibrated']:.3f}, "
-        f"{acc['block-trained']['final_recalibrated']:.3f}.",
+        "Targets: " + "; ".join(targets(r)) + ".",
         "",
-        f"The paper ({r['paper']['source']}) reports speedups of up to "
-        f"{r['paper']['max_speedup_resnet50']}× (ResNet-50) and "
-        f"{r['paper']['max_speedup_inception_v3']}× (Inception-V3) on ImageNet-scale nets with "
-        "10k-30k training steps per configuration; at this scale fine-tuning a configuration takes "
-        "seconds, so fixed costs (building and tracing each model) weigh far more here.",
+        f"**The paper** ({paper['source']}; {paper['setting']}): Table 4 (ResNet-50, "
+        f"Flowers102) {paper['table4_headline']['resnet50_flowers102']['64']}× at 64 "
+        f"configurations and {paper['table4_headline']['resnet50_flowers102']['256']}× at 256; "
+        f"Table 3 {paper['table3_speedup_range'][0]}–{paper['table3_speedup_range'][1]}× "
+        f"(up to {paper['max_speedup_resnet50']}× for ResNet-50, "
+        f"{paper['max_speedup_inception_v3']}× for Inception-V3). The per-row values of its "
+        "Tables 2-4 (median accuracies, per-α rows) were not available to us, so only these "
+        "figures are set side by side. Our speedups are smaller for a reason of scale: there "
+        "a configuration's fine-tuning takes hours and setup is negligible; here it takes "
+        "seconds, and building and tracing each network is a large part of every "
+        "configuration's cost, for both methods alike.",
         "",
         "![accuracy vs size](benchmarks/results/composability_accuracy_vs_size.png)",
         "![accuracy vs step](benchmarks/results/composability_curves.png)",
-    ]  # fmt: skip
+        "![speedup vs subspace size](benchmarks/results/composability_speedup.png)",
+    ]
     return "\n".join(lines)
 
 

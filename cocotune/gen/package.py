@@ -1,4 +1,4 @@
-"""Write the generated package of DESIGN §6 for a net, a subspace and optional weights/solver.
+"""Write the generated package (docs/design.md §6) for a net, a subspace, weights and solver.
 
 ::
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -88,16 +87,13 @@ def generate_package(
     from cocotune.frontend.load import load_net, load_solver
     from cocotune.tuning.blocks import select_blocks
     from cocotune.tuning.pruning import analyze_pruning
-    from cocotune.tuning.subspace import parse_subspace
+    from cocotune.tuning.subspace import no_modules_error, parse_subspace
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     net = load_net(prototxt, input_shapes=input_shapes)
     if not net.modules:
-        raise CocotuneError(
-            f"{prototxt}: the net has no module {{ }} blocks, so there is nothing to prune "
-            "(wrap the layers of each prunable unit in module { name: ... layer { ... } })"
-        )
+        raise no_modules_error(prototxt)
     net_plan = plan_net(net)
     analysis = analyze_pruning(net)
     timings["frontend_s"] = time.perf_counter() - start
@@ -133,7 +129,7 @@ def generate_package(
     solver_name = None
     if solver:
         solver_name = "solver.prototxt"
-        shutil.copyfile(solver, out / solver_name)
+        write_text_atomic(out / solver_name, Path(solver).read_text(encoding="utf-8"))
     weights_name = "full.weights.h5" if caffe_weights is not None else None
     doc = tuning_document(net, analysis, subspace, chosen, block_mode, "net.prototxt",
                           weights_name, solver_name)  # fmt: skip
@@ -200,10 +196,10 @@ def register(subparsers) -> None:
         help="generate the pruning package: multiplexing model, tuning blocks, scripts",
         description="From a Prototxt with module blocks and a promising subspace, choose tuning "
         "blocks (Sequitur) and write a Python package: model.py (full/finetune/pretrain), "
-        "tuning.json, train.py, pretrain.py, explore.py, README.md (DESIGN §6).",
+        "tuning.json, train.py, pretrain.py, explore.py, README.md (docs/design.md §6).",
     )
     _add_net_options(p)
-    p.add_argument("subspace", help="the promising subspace (text or .json, DESIGN §4)")
+    p.add_argument("subspace", help="the promising subspace (text or .json, docs/design.md §4)")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the full model's trained weights")
     p.add_argument("--solver", help="a Caffe solver prototxt with the training settings")

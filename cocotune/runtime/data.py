@@ -1,9 +1,10 @@
 """Datasets for training and evaluating a generated model: built-in digits, ``.npz``, image folders.
 
-Every loader returns a :class:`Dataset` whose images are float32 NHWC arrays already shaped for
-the net's input ``(H, W, C)`` and whose labels are int64 class indices in ``[0, num_classes)``.
-Doing every check here, once, means a wrong ``--data`` fails in a second with one sentence
-instead of an hour into training with a Keras shape error.
+Every loader returns a :class:`Dataset` with three disjoint parts, train, validation and test,
+whose images are float32 NHWC already shaped for the net's input ``(H, W, C)`` and whose labels
+are int64 class indices in ``[0, num_classes)``. Doing every check here, once, means a wrong
+``--data`` fails in a second with one sentence instead of an hour into training with a Keras
+shape error (or 22 GB of resized images).
 
 Specs understood by :func:`load_dataset`:
 
@@ -17,23 +18,41 @@ Specs understood by :func:`load_dataset`:
     no longer saturates at ~99% and pruned configurations can be told apart. See
     :func:`make_digits_hard`.
 ``PATH.npz``
-    arrays ``x_train, y_train, x_test, y_test``; images NHWC or NCHW (detected against the net),
-    values kept as stored (see below).
+    arrays ``x_train, y_train, x_test, y_test`` and optionally ``x_val, y_val``; images NHWC or
+    NCHW (detected against the net), values kept as stored unless ``mean``/``scale`` are given.
 ``DIR``
-    an image folder ``DIR/train/<class>/*.png|jpg|...`` and ``DIR/test/<class>/*``; class names
-    sorted as strings give the label indices; images are resized to the net's ``H×W``.
+    an image folder ``DIR/train/<class>/*.png|jpg|...``, ``DIR/test/<class>/*`` and optionally
+    ``DIR/val/<class>/*``; class names sorted as strings give the label indices.
 
-The built-in digits are resized (bilinear, as ``tf.image.resize``) and their single channel
-repeated when the net takes another shape, so any image classifier can be exercised with them.
-``.npz`` arrays must already have the net's shape (a mismatch is an error, never a silent
-resize); folder images, whose sizes vary by nature, are resized to the net's H×W.
+Validation split (what every decision of the explorer is made on; test data only report):
+an explicit ``x_val, y_val`` (``.npz``) or ``val/`` folder is used as is; otherwise
+``val_fraction`` (default 0.1) of the training set is held out, stratified by class, by a
+generator with the fixed seed :data:`VAL_SPLIT_SEED` that ``--seed`` does not move, so every
+run and every MPI rank holds out the same images. ``digits-hard`` holds out whole source images:
+all perturbed variants of one digit are on the same side, and it holds out the same source
+images as ``digits``.
+
+Shapes: data must already fit the net. The built-in 8×8×1 digits on a net with another input
+are refused unless ``resize=True`` (``--resize``): an ImageNet net fed upscaled 8×8 digits is
+almost never what was meant, and costs ~800× the compute per image; with ``resize=True`` the
+images are resized (bilinear, as ``tf.image.resize``) batch by batch as they are read, never as a
+whole resized copy in memory. ``.npz`` arrays must have the net's shape. Folder images, whose
+sizes vary by nature, are resized to the net's H×W (or centre-cropped with ``crop=True``); the
+notes say how many actually were.
+
+Memory: image folders whose decoded images would take more than ``memory_limit_mb`` (default
+1024) are streamed from disk (:class:`ImageFiles`, read batch by batch); smaller ones are read
+once into memory. Consumers use only ``len(x)``, ``x[a:b]`` (float32 NHWC) and ``x.shape``, which
+numpy arrays and the lazy arrays here both support; :func:`make_tf_dataset` streams lazy ones.
 Loading needs no TensorFlow; only :func:`make_tf_dataset` imports it.
 
 Pixel values: ``.npz`` images and folder images are kept as stored (uint8 0..255 becomes float32
 0..255), as Caffe's data layers feed raw values and leave scaling to the layer's
-``transform_param`` (see :mod:`cocotune.runtime.preprocess`). Built-in digits are in [0, 1];
-:attr:`Dataset.value_range` records which, so a caller can warn about a ``scale: 0.00390625``
-applied to data that is already in [0, 1].
+``transform_param`` (see :mod:`cocotune.runtime.preprocess`). A deploy net (``input:`` only) has
+no ``transform_param``: give its preprocessing as ``mean`` (one value per channel, in the
+channel order fed to the net) and ``scale``, applied as Caffe does: ``(pixel - mean) * scale``.
+Built-in digits are in [0, 1]; :attr:`Dataset.value_range` records the range as loaded (before
+mean/scale).
 
 Channel order: Caffe nets trained from LMDB/ImageData see BGR. Folder images are therefore
 returned in BGR by default (``channel_order="BGR"``, as OpenCV-based Caffe reads them); for
@@ -43,7 +62,9 @@ returned in BGR by default (``channel_order="BGR"``, as OpenCV-based Caffe reads
 from __future__ import annotations
 
 import difflib
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,33 +75,48 @@ from cocotune.errors import CocotuneError
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_VAL_FRACTION",
     "Dataset",
     "IMAGE_EXTENSIONS",
+    "ImageFiles",
+    "ResizedImages",
+    "VAL_SPLIT_SEED",
     "load_dataset",
     "load_digits_split",
     "make_digits_hard",
     "make_tf_dataset",
     "split_for_ranks",
+    "validation_split",
 ]
 
 BUILTIN = ("digits", "digits-hard")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff")
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _HARD_KEYS = ("difficulty", "train_variants", "test_variants")
+_FOLDER_KEYS = ("channel_order", "crop", "memory_limit_mb")
+_TRANSFORM_KEYS = ("mean", "scale")
+
+#: Seeds the validation hold-out. Fixed (not ``--seed``) so that every run, every seed and every
+#: MPI rank decide on the very same validation images.
+VAL_SPLIT_SEED = 20180618
+DEFAULT_VAL_FRACTION = 0.1
 
 
 @dataclass
 class Dataset:
-    """Train and test images for one net, ready to feed.
+    """Train, validation and test images for one net, ready to feed.
 
     Attributes:
         name: what was loaded (``digits``, ``digits-hard``, a path).
-        x_train, x_test: float32 ``(N, H, W, C)``.
-        y_train, y_test: int64 ``(N,)`` class indices.
+        x_train, x_val, x_test: float32 ``(N, H, W, C)`` arrays, or array-likes
+            (:class:`ImageFiles`, :class:`ResizedImages`) with ``len``, slicing and ``shape``.
+        y_train, y_val, y_test: int64 ``(N,)`` class indices.
         num_classes: outputs of the net the data was checked against.
         class_names: folder names for image folders, else ``None`` (index = name).
-        value_range: ``(min, max)`` of the pixel values as loaded (before any transform).
+        value_range: ``(min, max)`` of the pixel values as loaded (before mean/scale).
         notes: what was done to fit the net (resizing, channel repetition, layout transposes).
+        params: what identifies the data besides its name (split, options, transform), for
+            :meth:`fingerprint` and logs.
     """
 
     name: str
@@ -92,6 +128,14 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     notes: list[str] = field(default_factory=list)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.x_val is None:
+            self.x_val = np.zeros((0, *self.x_train.shape[1:]), np.float32)
+            self.y_val = np.zeros((0,), np.int64)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -100,19 +144,231 @@ class Dataset:
     def describe(self) -> str:
         """One paragraph for logs and READMEs: sizes, shape, classes, value range, notes."""
         h, w, c = self.input_shape
-        present = len(np.union1d(np.unique(self.y_train), np.unique(self.y_test)))
+        labels = [np.unique(np.asarray(y)) for y in (self.y_train, self.y_val, self.y_test)]
+        present = len(np.unique(np.concatenate(labels)))
         lo, hi = self.value_range
         text = (
-            f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test images of "
-            f"{h}x{w}x{c}, {present} classes present (net outputs {self.num_classes}), "
-            f"values in [{lo:g}, {hi:g}]"
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} validation / "
+            f"{len(self.x_test)} test images of {h}x{w}x{c}, {present} classes present "
+            f"(net outputs {self.num_classes}), values in [{lo:g}, {hi:g}]"
         )
+        if self.params.get("mean") is not None or self.params.get("scale") is not None:
+            text += " before mean/scale"
         if self.class_names is not None:
             shown = ", ".join(self.class_names[:12]) + (
                 ", ..." if len(self.class_names) > 12 else ""
             )
             text += f"; classes: {shown}"
         return text + "".join(f"\n  - {n}" for n in self.notes)
+
+    def fingerprint(self) -> str:
+        """A short hash of what identifies the data: spec, sizes, split, options, content sample.
+
+        Two loads with the same fingerprint feed the same images in the same parts; results
+        recorded under one fingerprint are never reused for another. Content enters through all
+        labels and the first 16 images of each part (cheap even for streamed folders).
+        """
+        digest = hashlib.sha256()
+        meta = {
+            "name": self.name,
+            "shape": list(self.input_shape),
+            "sizes": [len(self.x_train), len(self.x_val), len(self.x_test)],
+            "num_classes": self.num_classes,
+            "params": self.params,
+        }
+        digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
+        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val),
+                     (self.x_test, self.y_test)):  # fmt: skip
+            digest.update(np.ascontiguousarray(np.asarray(y, np.int64)).tobytes())
+            digest.update(np.ascontiguousarray(np.asarray(x[:16], np.float32)).tobytes())
+        return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation split
+# ----------------------------------------------------------------------------------------------
+
+
+def validation_split(
+    y: np.ndarray,
+    fraction: float,
+    groups: np.ndarray | None = None,
+    seed: int = VAL_SPLIT_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, val)`` (each sorted) holding out ``fraction`` of ``y``, by class.
+
+    ``groups`` (one id per item, default: each item its own group) keeps items together: a
+    group is held out whole or not at all (perturbed variants of one image, frames of one
+    video). The number held out is ``round(fraction × groups)``, at least one when
+    ``fraction > 0``, spread over the classes in proportion to their group counts (largest
+    remainders first) and never a class's last group, so every class keeps training data.
+
+    Raises:
+        CocotuneError: ``fraction`` outside ``[0, 1)``, or a group whose items differ in label.
+    """
+    if not 0.0 <= float(fraction) < 1.0:
+        raise CocotuneError(f"--val-fraction must be in [0, 1), not {fraction}")
+    y = np.asarray(y).reshape(-1)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups).reshape(-1)
+    if len(groups) != len(y):
+        raise ValueError(f"{len(groups)} groups for {len(y)} labels")
+    if fraction == 0 or len(y) == 0:
+        return np.arange(len(y)), np.zeros(0, np.int64)
+    ids, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    group_label = y[first]
+    if np.any(y != group_label[inverse]):
+        raise CocotuneError("a group of items for the validation split mixes labels")
+    classes = np.unique(group_label)
+    counts = np.array([np.sum(group_label == c) for c in classes])
+    target = max(1, int(round(fraction * len(ids))))
+    quota = fraction * counts
+    take = np.minimum(np.floor(quota).astype(int), counts - 1)
+    order = np.argsort(-(quota - np.floor(quota)), kind="stable")
+    while take.sum() < target and np.any(take < counts - 1):
+        for i in order:
+            if take.sum() >= target:
+                break
+            if take[i] < counts[i] - 1:
+                take[i] += 1
+    rng = np.random.default_rng(int(seed))
+    held = np.zeros(len(ids), bool)
+    for c, k in zip(classes, take):
+        members = np.flatnonzero(group_label == c)
+        held[rng.permutation(members)[:k]] = True
+    is_val = held[inverse]
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _take(x, idx: np.ndarray):
+    """``x[idx]`` for numpy arrays and the lazy arrays below."""
+    return x.take(idx) if isinstance(x, (ImageFiles, ResizedImages)) else x[idx]
+
+
+def _carve_validation(ds: Dataset, fraction: float, groups: np.ndarray | None = None) -> Dataset:
+    if fraction == 0:
+        ds.notes.append("validation: none (--val-fraction 0)")
+        ds.params.update(val_fraction=0.0, val="none")
+        return ds
+    train, val = validation_split(ds.y_train, fraction, groups)
+    ds.x_val, ds.y_val = _take(ds.x_train, val), ds.y_train[val]
+    ds.x_train, ds.y_train = _take(ds.x_train, train), ds.y_train[train]
+    if groups is None:
+        how = f"{len(val)} of the training images"
+    else:
+        how = f"{len(val)} training images, whole source images with all their variants,"
+    ds.notes.append(
+        f"validation: {how} held out ({fraction:g}, stratified by class, fixed seed "
+        f"{VAL_SPLIT_SEED}: the same on every run)"
+    )
+    ds.params.update(val_fraction=float(fraction), val_seed=VAL_SPLIT_SEED, val="carved")
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------
+# Lazy image arrays
+# ----------------------------------------------------------------------------------------------
+
+
+class _LazyImages:
+    """Shared array-like behaviour: ``len``, ``shape``, ``x[i]``, ``x[a:b]``, ``x[[i, j]]``."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), *self._item_shape)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self._read(self._index[[int(key)]])[0]
+        if isinstance(key, slice):
+            return self._read(self._index[key])
+        if isinstance(key, tuple):
+            first = self[key[0]]
+            rest = key[1:] if isinstance(key[0], (int, np.integer)) else (slice(None), *key[1:])
+            return first[rest]
+        return self._read(self._index[np.asarray(key)])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._read(self._index)
+        return out if dtype is None else out.astype(dtype)
+
+    def take(self, idx: np.ndarray):
+        """A lazy view holding ``idx`` (nothing is read)."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._index = self._index[np.asarray(idx, np.int64)]
+        return view
+
+
+class ResizedImages(_LazyImages):
+    """Small in-memory images resized (bilinear) and channel-repeated only when read.
+
+    The built-in 8×8 digits fed to a 224×224×3 net would take 1347 × 224 × 224 × 3 × 4 bytes =
+    811 MB for train alone if resized up front; resizing each batch as it is read keeps memory
+    at the 8×8 originals plus one batch.
+    """
+
+    def __init__(self, source: np.ndarray, h: int, w: int, c: int) -> None:
+        self._source = source
+        self._item_shape = (int(h), int(w), int(c))
+        self._index = np.arange(len(source))
+
+    def _read(self, idx: np.ndarray) -> np.ndarray:
+        h, w, c = self._item_shape
+        x = self._source[idx]
+        if x.shape[1:3] != (h, w):
+            x = _resize(x, h, w)
+        if x.shape[3] != c:
+            x = np.repeat(x, c, axis=3)
+        return x.astype(np.float32, copy=False)
+
+
+class ImageFiles(_LazyImages):
+    """Image files read (and resized or centre-cropped, then mean/scale applied) when sliced.
+
+    Used for image folders too big to hold in memory; each ``x[a:b]`` decodes ``b - a`` files.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        h: int,
+        w: int,
+        c: int,
+        order: str = "BGR",
+        crop: bool = False,
+        mean: Sequence[float] | None = None,
+        scale: float | None = None,
+    ) -> None:
+        self._files = [Path(f) for f in files]
+        self._item_shape = (int(h), int(w), int(c))
+        self._index = np.arange(len(self._files))
+        self._order, self._crop = order, bool(crop)
+        self._mean, self._scale = mean, scale
+
+    @property
+    def files(self) -> list[Path]:
+        return [self._files[i] for i in self._index]
+
+    def _read(self, idx: np.ndarray) -> np.ndarray:
+        h, w, c = self._item_shape
+        out = np.empty((len(idx), h, w, c), np.float32)
+        for k, i in enumerate(idx):
+            out[k] = _read_image(self._files[int(i)], h, w, c, self._order, self._crop)
+        return _apply_mean_scale(out, self._mean, self._scale)
+
+
+def _apply_mean_scale(x: np.ndarray, mean, scale) -> np.ndarray:
+    if mean is not None:
+        x = x - np.asarray(mean, np.float32)
+    if scale is not None:
+        x = x * np.float32(scale)
+    return x.astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,17 +377,26 @@ class Dataset:
 
 
 def load_dataset(
-    spec: str, input_shape: Sequence[int], num_classes: int, seed: int = 0, **options
+    spec: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    seed: int = 0,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    **options,
 ) -> Dataset:
-    """Load ``spec`` (see the module docstring) and check it against the net.
+    """Load ``spec`` (see the module docstring), check it against the net, split validation.
 
     Parameters:
         spec: ``digits``, ``digits-hard[:key=value,...]``, an ``.npz`` path or a folder.
         input_shape: the net's input ``(H, W, C)`` (NHWC, without the batch axis).
         num_classes: the number of outputs of the net's classifier.
-        seed: seeds ``digits-hard``'s generator (the split itself never changes).
+        seed: seeds ``digits-hard``'s generator (the splits never change with it).
+        val_fraction: share of the training set held out for validation when the data bring
+            no explicit validation part (``x_val``/``val/``); 0 gives an empty validation set.
         options: ``difficulty``/``train_variants``/``test_variants`` for ``digits-hard``,
-            ``channel_order`` for folders.
+            ``resize`` for the built-ins; ``channel_order``, ``crop``, ``memory_limit_mb`` for
+            folders; ``mean`` and ``scale`` for ``.npz`` files and folders. ``None`` values
+            mean "not given".
 
     Raises:
         CocotuneError: unknown spec, unreadable file, or data that does not fit the net.
@@ -140,36 +405,63 @@ def load_dataset(
     if int(num_classes) < 1:
         raise CocotuneError(f"the net must output at least one class, not {num_classes}")
     num_classes = int(num_classes)
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise CocotuneError(f"--val-fraction must be in [0, 1), not {val_fraction}")
+    options = {k: v for k, v in options.items() if v is not None and v is not False}
     name, _, args = str(spec).partition(":")
-    if name == "digits" and not args:
-        x_tr, y_tr, x_te, y_te = load_digits_split()
-        _check_digits_classes(num_classes)
-        ds = Dataset("digits", x_tr, y_tr, x_te, y_te, num_classes, value_range=(0.0, 1.0))
-        return _fit_builtin(ds, shape)
-    if name == "digits-hard":
-        kwargs = {**_parse_hard_args(args), **options}
-        unknown = sorted(set(kwargs) - set(_HARD_KEYS))
-        if unknown:
+    if name in BUILTIN and (name == "digits-hard" or not args):
+        resize = bool(options.pop("resize", False))
+        given = sorted(set(options) & set(_TRANSFORM_KEYS + _FOLDER_KEYS))
+        if given:
             raise CocotuneError(
-                f"unknown digits-hard option {unknown[0]!r}",
-                notes=[f"known: {', '.join(_HARD_KEYS)}"],
+                f"{', '.join(given)} do(es) not apply to the built-in {name} "
+                "(their values are already in [0, 1])"
             )
-        x_tr, y_tr, x_te, y_te = make_digits_hard(seed=seed, **kwargs)
-        _check_digits_classes(num_classes)
-        ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes, value_range=(0.0, 1.0))
-        ds.notes.append(
-            "digits-hard: "
-            + ", ".join(f"{k}={v}" for k, v in {**_hard_defaults(), **kwargs}.items())
-            + f", seed={seed}"
-        )
-        return _fit_builtin(ds, shape)
+        if name == "digits":
+            if options:
+                raise CocotuneError(f"unknown digits option {sorted(options)[0]!r}")
+            x_tr, y_tr, x_te, y_te = load_digits_split()
+            _check_digits_classes(num_classes)
+            ds = Dataset("digits", x_tr, y_tr, x_te, y_te, num_classes, value_range=(0.0, 1.0))
+            groups = None
+        else:
+            kwargs = {**_parse_hard_args(args), **options}
+            unknown = sorted(set(kwargs) - set(_HARD_KEYS))
+            if unknown:
+                raise CocotuneError(
+                    f"unknown digits-hard option {unknown[0]!r}",
+                    notes=[f"known: {', '.join(_HARD_KEYS)}"],
+                )
+            x_tr, y_tr, x_te, y_te = make_digits_hard(seed=seed, **kwargs)
+            _check_digits_classes(num_classes)
+            ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes,
+                         value_range=(0.0, 1.0))  # fmt: skip
+            settings = {**_hard_defaults(), **kwargs}
+            ds.notes.append(
+                "digits-hard: "
+                + ", ".join(f"{k}={v}" for k, v in settings.items())
+                + f", seed={seed}"
+            )
+            ds.params.update(settings, seed=int(seed))
+            # make_digits_hard is image-major: rows i*v .. i*v+v-1 are variants of image i.
+            groups = np.arange(len(x_tr) // settings["train_variants"]).repeat(
+                settings["train_variants"]
+            )
+        _carve_validation(ds, val_fraction, groups)
+        return _fit_builtin(ds, shape, resize)
     path = Path(spec)
+    if "resize" in options:
+        raise CocotuneError(
+            "--resize applies to the built-in digits only; image folders are always resized "
+            "(or centre-cropped with --crop) to the net's input, .npz arrays must fit it"
+        )
     if path.is_dir():
-        return load_image_folder(path, shape, num_classes, **options)
+        return load_image_folder(path, shape, num_classes, val_fraction=val_fraction, **options)
     if path.is_file():
-        if options:
-            raise CocotuneError(f"options {sorted(options)} do not apply to an .npz file")
-        return load_npz(path, shape, num_classes)
+        extra = sorted(set(options) - set(_TRANSFORM_KEYS))
+        if extra:
+            raise CocotuneError(f"options {extra} do not apply to an .npz file")
+        return load_npz(path, shape, num_classes, val_fraction=val_fraction, **options)
     close = difflib.get_close_matches(str(spec), BUILTIN, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise CocotuneError(
@@ -193,6 +485,34 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 
 def _shape_str(shape: Sequence[int]) -> str:
     return "x".join(str(d) for d in shape)
+
+
+def _check_mean_scale(mean, scale, c: int) -> tuple[list[float] | None, float | None]:
+    if mean is not None:
+        mean = [float(v) for v in (mean if isinstance(mean, (list, tuple)) else [mean])]
+        if len(mean) not in (1, c):
+            raise CocotuneError(
+                f"--mean gives {len(mean)} values but the net takes {c} channels "
+                f"(give 1 value or {c}, in the channel order fed to the net)"
+            )
+        if not all(np.isfinite(mean)):
+            raise CocotuneError("--mean values must be finite numbers")
+    if scale is not None:
+        scale = float(scale)
+        if not np.isfinite(scale) or scale == 0:
+            raise CocotuneError(f"--scale must be a finite non-zero number, not {scale}")
+    return mean, scale
+
+
+def _mean_scale_note(mean, scale) -> str:
+    if mean is None and scale is None:
+        return "no mean or scale applied (pass --mean/--scale if the net expects normalised input)"
+    parts = []
+    if mean is not None:
+        parts.append("- mean " + ",".join(f"{v:g}" for v in mean))
+    if scale is not None:
+        parts.append(f"× {scale:g}")
+    return "values: pixel " + " ".join(parts) + " (Caffe's order: mean first, then scale)"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,18 +543,31 @@ def _check_digits_classes(num_classes: int) -> None:
         )
 
 
-def _fit_builtin(ds: Dataset, shape: tuple[int, int, int]) -> Dataset:
-    """Resize (bilinear) and repeat channels so that the built-in 8×8×1 images fit any net."""
+def _fit_builtin(ds: Dataset, shape: tuple[int, int, int], resize: bool) -> Dataset:
+    """Refuse, or (``resize``) lazily resize and repeat channels, when the net is not 8×8×1."""
     h, w, c = shape
     src = ds.input_shape
-    if (h, w) != src[:2]:
-        ds.x_train = _resize(ds.x_train, h, w)
-        ds.x_test = _resize(ds.x_test, h, w)
-        ds.notes.append(f"resized from {src[0]}x{src[1]} to {h}x{w} (bilinear)")
-    if c != src[2]:
-        ds.x_train = np.repeat(ds.x_train, c, axis=3)
-        ds.x_test = np.repeat(ds.x_test, c, axis=3)
-        ds.notes.append(f"the single channel repeated {c} times")
+    if (h, w, c) != src:
+        if not resize:
+            raise CocotuneError(
+                f"the built-in {ds.name} are {_shape_str(src)} images but the net takes "
+                f"{_shape_str(shape)}",
+                notes=[
+                    "give --data an .npz or an image folder that fits the net, or pass --resize "
+                    f"to resize the digits to {h}x{w} (bilinear, batch by batch as read)"
+                    + (f" and repeat their channel {c} times" if c != src[2] else "")
+                    + " for a smoke test"
+                ],
+            )
+        for part in ("train", "val", "test"):
+            setattr(ds, f"x_{part}", ResizedImages(getattr(ds, f"x_{part}"), h, w, c))
+        if (h, w) != src[:2]:
+            ds.notes.append(
+                f"resized from {src[0]}x{src[1]} to {h}x{w} (bilinear, --resize; batch by batch)"
+            )
+        if c != src[2]:
+            ds.notes.append(f"the single channel repeated {c} times (--resize)")
+        ds.params["resize"] = True
     if ds.num_classes > 10:
         ds.notes.append(f"the net has {ds.num_classes} outputs; labels use only 0..9")
     return ds
@@ -366,34 +699,46 @@ def make_digits_hard(
 # ----------------------------------------------------------------------------------------------
 
 
-def load_npz(path: str | Path, input_shape: Sequence[int], num_classes: int) -> Dataset:
-    """``x_train, y_train, x_test, y_test`` from an ``.npz``, checked against the net.
+def load_npz(
+    path: str | Path,
+    input_shape: Sequence[int],
+    num_classes: int,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    mean: Sequence[float] | float | None = None,
+    scale: float | None = None,
+) -> Dataset:
+    """``x_train, y_train, x_test, y_test`` (and ``x_val, y_val``) from an ``.npz``, checked.
 
     Images may be NHWC ``(N, H, W, C)``, NCHW ``(N, C, H, W)`` (transposed to NHWC) or, for a
     one-channel net, ``(N, H, W)``. When both layouts match (e.g. 3×3×3) NHWC is assumed.
-    Values are kept as stored, cast to float32: scaling is the ``transform_param``'s job.
+    Values are kept as stored, cast to float32, unless ``mean``/``scale`` are given. Without
+    ``x_val, y_val``, ``val_fraction`` of the training images are held out for validation.
     """
     shape = _check_input_shape(input_shape)
+    mean, scale = _check_mean_scale(mean, scale, shape[2])
     shown = str(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in _NPZ_KEYS if k not in z.files]
-            if missing:
+            half_val = ("x_val" in z.files) != ("y_val" in z.files)
+            if missing or half_val:
+                lacks = missing or [k for k in ("x_val", "y_val") if k not in z.files]
                 raise CocotuneError(
-                    f"'{shown}' lacks {', '.join(missing)}",
+                    f"'{shown}' lacks {', '.join(lacks)}",
                     notes=[
-                        f"an .npz dataset holds {', '.join(_NPZ_KEYS)}; "
-                        f"it has {', '.join(z.files) or 'nothing'}"
+                        f"an .npz dataset holds {', '.join(_NPZ_KEYS)} and optionally both "
+                        f"x_val, y_val; it has {', '.join(z.files) or 'nothing'}"
                     ],
                 )
-            arrays = {k: z[k] for k in _NPZ_KEYS}
+            parts = ("train", "val", "test") if "x_val" in z.files else ("train", "test")
+            arrays = {k: z[k] for p in parts for k in (f"x_{p}", f"y_{p}")}
     except CocotuneError:
         raise
     except (OSError, ValueError, EOFError) as exc:
         raise CocotuneError(f"cannot read '{shown}' as an .npz file: {exc}") from None
     notes: list[str] = []
     xs, ys = {}, {}
-    for part in ("train", "test"):
+    for part in parts:
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         xs[part], layout = _npz_images(x, f"x_{part}", shape)
         if layout != "NHWC":
@@ -405,9 +750,12 @@ def load_npz(path: str | Path, input_shape: Sequence[int], num_classes: int) -> 
             raise CocotuneError(
                 f"x_{part} has {len(xs[part])} images but y_{part} has {len(ys[part])} labels"
             )
-    lo = float(min(xs["train"].min(), xs["test"].min()))
-    hi = float(max(xs["train"].max(), xs["test"].max()))
-    return Dataset(
+    lo = float(min(x.min() for x in xs.values()))
+    hi = float(max(x.max() for x in xs.values()))
+    notes.append(_mean_scale_note(mean, scale))
+    for part in parts:
+        xs[part] = _apply_mean_scale(xs[part], mean, scale)
+    ds = Dataset(
         shown,
         xs["train"],
         ys["train"],
@@ -416,7 +764,14 @@ def load_npz(path: str | Path, input_shape: Sequence[int], num_classes: int) -> 
         int(num_classes),
         value_range=(lo, hi),
         notes=notes,
+        params={"mean": mean, "scale": scale},
     )
+    if "val" in xs:
+        ds.x_val, ds.y_val = xs["val"], ys["val"]
+        ds.notes.append(f"validation: x_val/y_val from the file ({len(ys['val'])} images)")
+        ds.params["val"] = "file"
+        return ds
+    return _carve_validation(ds, val_fraction)
 
 
 def _guess_layout(dims: tuple[int, ...]) -> str:
@@ -490,15 +845,25 @@ def load_image_folder(
     input_shape: Sequence[int],
     num_classes: int,
     channel_order: str = "BGR",
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    crop: bool = False,
+    mean: Sequence[float] | float | None = None,
+    scale: float | None = None,
+    memory_limit_mb: float = 1024,
 ) -> Dataset:
-    """``root/train/<class>/*`` and ``root/test/<class>/*`` as a :class:`Dataset`.
+    """``root/train/<class>/*``, ``root/test/<class>/*`` (and ``root/val/<class>/*``).
 
     Class names are sorted as strings (``10`` before ``2``, as Keras'
-    ``image_dataset_from_directory`` does) and become indices 0, 1, ... Train and test must
-    have the same class folders, so an index means the same class in both. Images are read
-    with Pillow, converted to gray (C = 1) or colour (C = 3), resized to the net's H×W
-    (bilinear) and kept as 0..255 floats; colour images come in ``channel_order`` (BGR by
-    default, like Caffe's OpenCV-based ImageData layer).
+    ``image_dataset_from_directory`` does) and become indices 0, 1, ... All parts must have the
+    same class folders, so an index means the same class in each. Images are read with Pillow,
+    converted to gray (C = 1) or colour (C = 3), resized to the net's H×W (bilinear) when their
+    size differs — or, with ``crop``, centre-cropped to it (as Caffe's ``crop_size`` at test
+    time; images must then be at least H×W) — and kept as 0..255 floats before ``mean`` and
+    ``scale``; colour images come in ``channel_order`` (BGR by default, like Caffe's
+    OpenCV-based ImageData layer). Every file's header is opened here, so an unreadable image
+    or one too small to crop fails now, not mid-training. When the decoded images would take
+    more than ``memory_limit_mb``, they stay on disk and are read batch by batch
+    (:class:`ImageFiles`).
     """
     shape = _check_input_shape(input_shape)
     h, w, c = shape
@@ -506,13 +871,18 @@ def load_image_folder(
         raise CocotuneError(
             f"image folders give 1 (gray) or 3 (colour) channels but the net takes {c}"
         )
-    order = channel_order.upper()
+    order = str(channel_order).upper()
     if order not in ("BGR", "RGB"):
         raise CocotuneError(f"channel_order must be 'BGR' or 'RGB', not {channel_order!r}")
+    mean, scale = _check_mean_scale(mean, scale, c)
     root = Path(root)
-    layout_note = f"expected {root}/train/<class>/<image> and {root}/test/<class>/<image>"
+    layout_note = (
+        f"expected {root}/train/<class>/<image>, {root}/test/<class>/<image> and optionally "
+        f"{root}/val/<class>/<image>"
+    )
+    parts = ["train", "test"] + (["val"] if (root / "val").is_dir() else [])
     classes: dict[str, list[str]] = {}
-    for part in ("train", "test"):
+    for part in parts:
         sub = root / part
         if not sub.is_dir():
             raise CocotuneError(
@@ -522,69 +892,126 @@ def load_image_folder(
         if not names:
             raise CocotuneError(f"'{sub}' has no class folders", notes=[layout_note])
         classes[part] = names
-    if classes["train"] != classes["test"]:
-        only_train = sorted(set(classes["train"]) - set(classes["test"]))
-        only_test = sorted(set(classes["test"]) - set(classes["train"]))
-        parts = []
-        if only_train:
-            parts.append(f"only in train: {', '.join(only_train)}")
-        if only_test:
-            parts.append(f"only in test: {', '.join(only_test)}")
-        raise CocotuneError(
-            f"the class folders of '{root}/train' and '{root}/test' differ ({'; '.join(parts)})"
-        )
+    for part in parts[1:]:
+        if classes[part] != classes["train"]:
+            only_train = sorted(set(classes["train"]) - set(classes[part]))
+            only_other = sorted(set(classes[part]) - set(classes["train"]))
+            diffs = []
+            if only_train:
+                diffs.append(f"only in train: {', '.join(only_train)}")
+            if only_other:
+                diffs.append(f"only in {part}: {', '.join(only_other)}")
+            raise CocotuneError(
+                f"the class folders of '{root}/train' and '{root}/{part}' differ "
+                f"({'; '.join(diffs)})"
+            )
     names = classes["train"]
     if len(names) > num_classes:
         raise CocotuneError(
             f"image folder '{root}' has {len(names)} classes but the net outputs only "
             f"{num_classes}"
         )
-    xs, ys = {}, {}
-    for part in ("train", "test"):
-        images, labels = [], []
+    files: dict[str, list[Path]] = {}
+    labels: dict[str, np.ndarray] = {}
+    resized = 0
+    for part in parts:
+        found, found_labels = [], []
         for index, name in enumerate(names):
             folder = root / part / name
-            files = sorted(
+            images = sorted(
                 p
                 for p in folder.iterdir()
                 if p.is_file()
                 and p.suffix.lower() in IMAGE_EXTENSIONS
                 and not p.name.startswith(".")
             )
-            if not files:
+            if not images:
                 raise CocotuneError(
                     f"'{folder}' has no images",
                     notes=[f"image files end in {', '.join(IMAGE_EXTENSIONS)}"],
                 )
-            for file in files:
-                images.append(_read_image(file, h, w, c, order))
-                labels.append(index)
-        xs[part] = np.stack(images).astype(np.float32)
-        ys[part] = np.asarray(labels, np.int64)
-    notes = [f"images resized to {h}x{w} (bilinear), values 0..255 as stored"]
+            for file in images:
+                iw, ih = _image_size(file)
+                if crop and (ih < h or iw < w):
+                    raise CocotuneError(
+                        f"image '{file}' is {ih}x{iw}, smaller than the net's {h}x{w}: it "
+                        "cannot be centre-cropped (--crop)",
+                        notes=["resize the images, or drop --crop to have them resized"],
+                    )
+                resized += (ih, iw) != (h, w)
+            found += images
+            found_labels += [index] * len(images)
+        files[part] = found
+        labels[part] = np.asarray(found_labels, np.int64)
+    total = sum(len(f) for f in files.values())
+    stream = total * h * w * c * 4 > float(memory_limit_mb) * 2**20
+    xs = {p: ImageFiles(files[p], h, w, c, order, crop, mean, scale) for p in parts}
+    if not stream:
+        xs = {p: np.asarray(x) for p, x in xs.items()}
+    if crop:
+        fit = f"{resized} of {total} images centre-cropped to {h}x{w}"
+    elif resized:
+        fit = f"{resized} of {total} images resized to {h}x{w} (bilinear)"
+    else:
+        fit = f"all {total} images are {h}x{w} already (none resized)"
+    notes = [fit, _mean_scale_note(mean, scale)]
     if c == 3:
         notes.append(f"colour channels in {order} order")
-    return Dataset(
+    mb = total * h * w * c * 4 / 2**20
+    notes.append(
+        f"streamed from disk batch by batch ({mb:.1f} MB decoded > --memory-limit-mb "
+        f"{memory_limit_mb:g})"
+        if stream
+        else f"held in memory ({mb:.1f} MB)"
+    )
+    listing = hashlib.sha256(
+        "\n".join(str(f.relative_to(root)) for p in parts for f in files[p]).encode()
+    ).hexdigest()[:16]
+    ds = Dataset(
         str(root),
         xs["train"],
-        ys["train"],
+        labels["train"],
         xs["test"],
-        ys["test"],
+        labels["test"],
         int(num_classes),
         class_names=tuple(names),
         value_range=(0.0, 255.0),
         notes=notes,
+        params={"mean": mean, "scale": scale, "crop": bool(crop), "channel_order": order,
+                "files": listing},  # fmt: skip
     )
+    if "val" in parts:
+        ds.x_val, ds.y_val = xs["val"], labels["val"]
+        ds.notes.append(f"validation: the val/ folder ({len(labels['val'])} images)")
+        ds.params["val"] = "folder"
+        return ds
+    return _carve_validation(ds, val_fraction)
 
 
-def _read_image(path: Path, h: int, w: int, c: int, order: str) -> np.ndarray:
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header (no decoding), or a clear error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CocotuneError(f"cannot read image '{path}': {exc}") from None
+
+
+def _read_image(path: Path, h: int, w: int, c: int, order: str, crop: bool = False) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im = im.convert("L" if c == 1 else "RGB")
             if im.size != (w, h):
-                im = im.resize((w, h), Image.Resampling.BILINEAR)
+                if crop:
+                    # Caffe's TEST-phase crop: integer centre offsets (floor).
+                    left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
+                    im = im.crop((left, top, left + w, top + h))
+                else:
+                    im = im.resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise CocotuneError(f"cannot read image '{path}': {exc}") from None
@@ -599,7 +1026,7 @@ def _read_image(path: Path, h: int, w: int, c: int, order: str) -> np.ndarray:
 
 
 def make_tf_dataset(
-    x: np.ndarray,
+    x,
     y: np.ndarray,
     batch_size: int,
     shuffle: bool,
@@ -609,7 +1036,9 @@ def make_tf_dataset(
 ):
     """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)``, reproducible for a given seed.
 
-    Order: shuffle (whole set, fixed ``seed``, a new order every epoch) → repeat → batch →
+    ``x`` is a numpy array or a lazy array (:class:`ImageFiles`, :class:`ResizedImages`), which
+    is read batch by batch, never whole. Order: shuffle (whole set, fixed ``seed``, a new order
+    every epoch) → repeat → batch →
     ``preprocess`` → prefetch. ``preprocess`` gets whole batches (e.g. a
     :class:`~cocotune.runtime.preprocess.CaffeTransform`). If it takes a ``seed`` keyword it
     receives a distinct stateless seed ``(seed, batch index)`` per batch, so random crops and
@@ -621,12 +1050,15 @@ def make_tf_dataset(
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     if len(x) != len(y):
         raise ValueError(f"{len(x)} images but {len(y)} labels")
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y)))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=int(seed), reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(int(batch_size))
+    if isinstance(x, np.ndarray):
+        ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y)))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=int(seed), reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(int(batch_size))
+    else:
+        ds = _streamed(x, np.asarray(y), int(batch_size), shuffle, int(seed), repeat)
     if preprocess is not None:
         if _accepts_seed(preprocess):
             base = tf.constant(int(seed), tf.int64)
@@ -644,6 +1076,33 @@ def make_tf_dataset(
                 deterministic=True,
             )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _streamed(x, y: np.ndarray, batch_size: int, shuffle: bool, seed: int, repeat: bool):
+    """Batches of an array-like read on demand: indices are shuffled and batched, then each
+    batch of indices is read with ``x[indices]`` (same order as the in-memory path for the
+    same seed, since both shuffle ``range(len(x))`` with one shuffle buffer)."""
+    import tensorflow as tf
+
+    item_shape = tuple(int(d) for d in x.shape[1:])
+    ds = tf.data.Dataset.range(len(y))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size)
+
+    def read(idx):
+        idx = np.asarray(idx, np.int64)
+        return np.asarray(x[idx], np.float32), y[idx]
+
+    def load(idx):
+        xb, yb = tf.numpy_function(read, [idx], (tf.float32, tf.as_dtype(y.dtype)))
+        xb.set_shape((None, *item_shape))
+        yb.set_shape((None,))
+        return xb, yb
+
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _accepts_seed(fn: Callable) -> bool:

@@ -1,4 +1,4 @@
-"""Coordination of several processes for pre-training and exploration (DESIGN §6).
+"""Coordination of several processes for pre-training and exploration (docs/design.md).
 
 The generated scripts run alone (``python out/explore.py``) or under MPI
 (``mpirun -n 2 python out/explore.py``); the same code works both ways:
@@ -57,7 +57,28 @@ It names the node by its host name (``vm`` here, listed in ``/etc/hosts``); on a
 host name does not resolve, ``mpirun -host localhost -n 2 ...`` is the fallback (it also works
 here). Hydra sets ``PMI_RANK``, ``PMI_SIZE``, ``PMI_FD``,
 ``PMI_HOSTNAME``, ``MPI_LOCALNRANKS`` and ``MPI_LOCALRANKID`` in each rank, which is how
-:func:`get_comm` knows it was launched by ``mpirun`` before importing mpi4py.
+:func:`get_comm` knows it was launched by ``mpirun`` before importing mpi4py. Launched by
+``mpirun`` with several ranks but without mpi4py, :func:`get_comm` raises
+:class:`MpiUnavailableError` saying how to install it (running N independent copies would do
+all the work N times).
+
+**Before any work** (:func:`start_ranks`, called by the generated scripts' entry point): the
+ranks check that they all see rank 0's package directory and ``runs/``
+(:func:`check_shared_package`: rank 0 broadcasts the path, a hash of tuning.json and a token
+it writes into ``runs/``; all ranks agree, else every rank raises :class:`SharedPathError`
+naming the host and path), then :func:`configure_threads` sizes the thread pools per node and
+gives each rank its device: the ranks of a node are found with
+``MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)``, local rank *r* takes GPU ``r % gpus`` (memory
+growth on; ``--devices`` overrides, see :mod:`cocotune.runtime.devices`), the CPU when the node
+has none. Rank 0 prints one line per rank: host, local rank, device, threads.
+
+**Several nodes.** Hydra reads hosts from ``-hosts a,b`` or ``-f hostfile`` (lines
+``name:ranks``) and starts remote ranks through ssh; names that resolve to this machine are
+started locally. A repeated name is one node; ``-hosts localhost,vm`` (two names of this
+machine) makes two one-rank nodes that talk through the network module, which is how
+``tests/runtime/test_mpi_hosts.py`` checks multi-node behaviour here. Only rank 0 writes
+``results.jsonl``; every rank reads the package and writes models under ``runs/``, so the package
+must be on a file system every node mounts under the same path.
 """
 
 from __future__ import annotations
@@ -71,11 +92,19 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+
+from cocotune.errors import CocotuneError
 
 __all__ = [
     "Comm",
     "DistributedError",
+    "MpiUnavailableError",
+    "SharedPathError",
+    "check_shared_package",
+    "start_ranks",
+    "LineProgress",
     "LocalComm",
     "MpiComm",
     "TaskAborted",
@@ -118,6 +147,11 @@ class DistributedError(RuntimeError):
         super().__init__(message)
         self.rank = rank
         self.index = index
+
+
+class MpiUnavailableError(CocotuneError, DistributedError):
+    """Launched by ``mpirun`` with several ranks, but mpi4py cannot be imported (a user error:
+    exit code 2 with how to install it, not a traceback)."""
 
 
 class TaskAborted(Exception):
@@ -175,6 +209,17 @@ class Comm:
     def bcast(self, obj: Any = None, root: int = ROOT) -> Any:
         """Return ``root``'s ``obj`` on every rank (any picklable object)."""
         return obj
+
+    def allgather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        return [obj]
+
+    def node(self) -> tuple[str, int, int]:
+        """(host name, rank among the ranks of this node, ranks on this node). Collective:
+        every rank must call it."""
+        import socket
+
+        return socket.gethostname(), 0, 1
 
     def abort(self, code: int = 1) -> None:
         """End every rank of the job now (``MPI_Abort``); in one process, exit."""
@@ -240,6 +285,20 @@ class MpiComm(Comm):
         self.barrier()
         return self._comm.bcast(obj, root=root)
 
+    def allgather(self, obj: Any) -> list[Any]:
+        self.barrier()
+        return self._comm.allgather(obj)
+
+    def node(self) -> tuple[str, int, int]:
+        # The ranks sharing memory with this one are the ranks of its node (as the MPI library
+        # sees it: hydra merges repeated host names into one node).
+        self.barrier()
+        local = self._comm.Split_type(self._MPI.COMM_TYPE_SHARED)
+        try:
+            return self._MPI.Get_processor_name(), local.Get_rank(), local.Get_size()
+        finally:
+            local.Free()
+
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -292,9 +351,9 @@ def get_comm(abort_on_exception: bool = True) -> Comm:
             knows and is exiting.
 
     Raises:
-        DistributedError: launched with several ranks but mpi4py cannot be imported; running
+        MpiUnavailableError: launched with several ranks but mpi4py cannot be imported; running
             each rank as an independent single process would do all the work N times and write
-            the same results file concurrently.
+            the same results file concurrently. The message says how to install it.
     """
     global _COMM
     if _COMM is not None:
@@ -313,9 +372,16 @@ def get_comm(abort_on_exception: bool = True) -> Comm:
             )
             _COMM = LocalComm()
             return _COMM
-        raise DistributedError(
-            f"launched with {size} ranks but mpi4py cannot be imported ({exc}); install mpi4py "
-            "or run without mpirun"
+        raise MpiUnavailableError(
+            f"launched by mpirun with {size} ranks, but mpi4py cannot be imported ({exc})",
+            notes=[
+                "with the MPICH wheel (one machine, or nodes without an MPI of their own): "
+                "pip install 'cocotune[mpi]', then use the mpirun of this environment",
+                "with the cluster's MPI: load it (e.g. module load mpich), then "
+                "MPICC=$(which mpicc) pip install --no-binary mpi4py mpi4py, and launch with "
+                "that MPI's mpirun",
+                "or run without mpirun (one process)",
+            ],
         ) from exc
     world = MPI.COMM_WORLD
     if world.Get_size() == 1:
@@ -355,7 +421,7 @@ def is_root(comm: Comm | None = None) -> bool:
 
 @dataclass(frozen=True)
 class ThreadConfig:
-    """TensorFlow thread pools of this rank.
+    """TensorFlow thread pools (and device) of this rank.
 
     Attributes:
         cores: CPUs this process may use.
@@ -363,6 +429,8 @@ class ThreadConfig:
         intra_op: threads one operation may use (``cores // ranks``, at least 1).
         inter_op: operations run at once (1, or 2 when a rank has 4+ threads per op).
         applied: False when TensorFlow had already started and kept its earlier sizes.
+        device: the device this rank computes on ("cpu", "GPU 1", ...; see
+            :mod:`cocotune.runtime.devices`); "cpu" when no device was chosen.
     """
 
     cores: int
@@ -370,6 +438,7 @@ class ThreadConfig:
     intra_op: int
     inter_op: int
     applied: bool = True
+    device: str = "cpu"
 
 
 def _cpu_count() -> int:
@@ -387,8 +456,17 @@ def _local_ranks(comm: Comm | None) -> int:
     return comm.size if comm is not None else 1
 
 
-def configure_threads(size: int | Comm | None = None, cores: int | None = None) -> ThreadConfig:
-    """Size this rank's TensorFlow thread pools so that N ranks don't oversubscribe the CPUs.
+# The device request of this process (``--devices``, recorded by start_ranks) and the outcome
+# of configure_threads(comm), so that a second call changes nothing and needs no communication.
+_DEVICE_REQUEST: Any = "auto"
+_CONFIGURED: ThreadConfig | None = None
+
+
+def configure_threads(
+    size: int | Comm | None = None, cores: int | None = None, devices: Any = None
+) -> ThreadConfig:
+    """Size this rank's TensorFlow thread pools so that N ranks don't oversubscribe the CPUs;
+    given a :class:`Comm`, also give the rank its device (one local GPU when there are GPUs).
 
     TensorFlow's default is one intra-op thread per core in *every* process; with 2 ranks on 2
     cores that is 4 busy threads fighting for 2 cores, which is slower than 2. Each rank gets
@@ -396,17 +474,35 @@ def configure_threads(size: int | Comm | None = None, cores: int | None = None) 
     already run tasks side by side) unless a rank has 4 or more threads, then 2.
     ``OMP_NUM_THREADS`` is set to the intra-op size unless the user set it.
 
-    Call it before TensorFlow runs anything: its thread pools are fixed when the first operation
-    runs, and ``OMP_NUM_THREADS`` is read when TensorFlow is imported. If TensorFlow has already
-    started, this warns and returns its current sizes with ``applied=False``.
+    With a :class:`Comm` it is collective (every rank calls it): the ranks of each node are
+    found with a shared-memory split, each takes a GPU by its local rank
+    (:func:`cocotune.runtime.devices.assign_device`, ``--devices`` overrides), the ranks agree
+    that every one of them could (else every rank raises the same error), and rank 0 prints one
+    line per rank (host, local rank, device, threads) when several ranks or GPUs are involved.
+
+    Call it before TensorFlow runs anything: its thread pools and devices are fixed when the
+    first operation runs, and ``OMP_NUM_THREADS`` is read when TensorFlow is imported. If
+    TensorFlow has already started, this warns and returns its current sizes with
+    ``applied=False``.
 
     Parameters:
-        size: ranks sharing this machine's cores; a :class:`Comm`, or None for the ranks on this
-            node as told by the launcher (``MPI_LOCALNRANKS``), else 1.
+        size: ranks sharing this machine's cores; a :class:`Comm` (its node's ranks), or None
+            for the ranks on this node as told by the launcher (``MPI_LOCALNRANKS``), else 1.
         cores: CPUs to share (default: the CPUs this process may run on).
+        devices: with a Comm: "auto", "cpu", "gpu" or GPU indices (default: ``--devices`` as
+            recorded by :func:`start_ranks`, else "auto").
+
+    Raises:
+        cocotune.runtime.devices.DeviceError: (on every rank) ``devices`` asks for a GPU that
+            some node lacks.
     """
-    if isinstance(size, Comm):
-        ranks = _local_ranks(size) if size.is_distributed else 1
+    global _CONFIGURED
+    comm = size if isinstance(size, Comm) else None
+    if comm is not None and _CONFIGURED is not None and devices is None:
+        return _CONFIGURED
+    node = comm.node() if comm is not None else None
+    if comm is not None:
+        ranks = node[2] if comm.is_distributed else 1
     elif size is None:
         ranks = _local_ranks(None)
     else:
@@ -418,6 +514,16 @@ def configure_threads(size: int | Comm | None = None, cores: int | None = None) 
 
     import tensorflow as tf
 
+    config = _set_threads(tf, cores, ranks, intra, inter)
+    if comm is None:
+        return config
+    choice = _choose_device(comm, node, _DEVICE_REQUEST if devices is None else devices, tf)
+    config = ThreadConfig(**{**config.__dict__, "device": str(choice)})
+    _CONFIGURED = config
+    return config
+
+
+def _set_threads(tf: Any, cores: int, ranks: int, intra: int, inter: int) -> ThreadConfig:
     threading_cfg = tf.config.threading
     if (
         threading_cfg.get_intra_op_parallelism_threads() == intra
@@ -443,22 +549,230 @@ def configure_threads(size: int | Comm | None = None, cores: int | None = None) 
     return ThreadConfig(cores, ranks, intra, inter)
 
 
+def _choose_device(comm: Comm, node: tuple[str, int, int], request: Any, tf: Any) -> Any:
+    """Pick, agree on and apply this rank's device; rank 0 prints the mapping."""
+    from cocotune.runtime.devices import DeviceError, apply_device, assign_device, parse_devices
+
+    host, local_rank, local_size = node
+    gpu_count = len(tf.config.list_physical_devices("GPU"))
+    choice = error = None
+    try:
+        parsed = parse_devices(request) if isinstance(request, str) else tuple(request)
+        choice = assign_device(local_rank, local_size, gpu_count, parsed)
+    except DeviceError as exc:
+        error = exc.message
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    rows = comm.allgather((comm.rank, host, local_rank, local_size, str(choice), threads, error))
+    problems: dict[str, list[str]] = {}
+    for r, h, _, _, _, _, e in rows:
+        if e is not None:
+            problems.setdefault(e, []).append(f"{r} on {h}")
+    if problems:
+        raise DeviceError(
+            "; ".join(
+                f"{e} (rank{'s' if len(where) > 1 else ''} {', '.join(where[:4])}"
+                + (f" and {len(where) - 4} more)" if len(where) > 4 else ")")
+                for e, where in problems.items()
+            )
+        )
+    apply_device(choice)
+    if comm.is_root and (comm.is_distributed or gpu_count or request != "auto"):
+        for r, h, lr, ls, device, n, _ in rows:
+            cpu = f"{n} thread{'s' if n != 1 else ''} per op" if n else "default threads"
+            print(f"rank {r} on {h}: local rank {lr} of {ls}, {device}, {cpu}", flush=True)
+    return choice
+
+
+# --------------------------------------------------------------------------------------------
+# Several nodes: one package every rank sees
+# --------------------------------------------------------------------------------------------
+
+
+class SharedPathError(CocotuneError, DistributedError):
+    """Some rank cannot use the package directory rank 0 uses (raised on every rank)."""
+
+
+def _fingerprint(package_dir: Path, required: bool = False) -> str:
+    """A short hash of the package's description (tuning.json), to tell copies apart; "" when
+    the directory has none and ``required`` is false (rank 0 checking a plain directory).
+
+    Raises:
+        OSError: tuning.json is required but cannot be read.
+    """
+    import hashlib
+
+    path = package_dir / "tuning.json"
+    if not required and not path.exists():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _check_package(
+    package_dir: Path, root_dir: str, fingerprint: str, token_name: str, token: str
+) -> str | None:
+    """What is wrong with this rank's view of rank 0's package, or None.
+
+    The rank checks the directory it will use (its own ``package_dir``, usually the same path
+    as rank 0's; a different path through symbolic links is fine if it is the same folder).
+    """
+    root = package_dir.resolve()
+    where = str(root) if str(root) == root_dir else f"{root} (rank 0 uses {root_dir})"
+    runs = root / "runs"
+    try:
+        if not root.is_dir():
+            return f"{where} does not exist here"
+        if fingerprint and _fingerprint(root, required=True) != fingerprint:
+            return f"{root}/tuning.json differs from rank 0's (another copy of the package)"
+        try:
+            seen = (runs / token_name).read_text()
+        except FileNotFoundError:
+            return (
+                f"{runs} is not the folder rank 0 writes to (a file rank 0 wrote there is missing)"
+            )
+    except OSError as exc:
+        return f"cannot read {exc.filename or root} ({exc.strerror or exc})"
+    if seen != token:
+        return f"{runs} is not the folder rank 0 writes to"
+    if not (os.access(runs, os.W_OK) and os.access(root, os.W_OK)):
+        return f"cannot write to {root} or {runs}"
+    return None
+
+
+def check_shared_package(comm: Comm, package_dir: str | Path) -> None:
+    """Check that every rank sees rank 0's package directory, and the same ``runs/``, before
+    any work starts (collective; a no-op in one process).
+
+    On several nodes the package and its ``runs/`` must be on a file system every node mounts
+    under the same path: every rank reads the package, the rank that fine-tunes a configuration
+    saves its model under ``runs/candidates/`` and pre-training ranks save blocks. A node that
+    lacks the path, or has its own copy, would otherwise fail deep inside a task or silently
+    write where nobody looks. Rank 0 broadcasts the absolute path, a fingerprint of tuning.json
+    and a token it writes into ``runs/``; each rank checks it reads the same, and all ranks
+    agree before anything else happens, so the job ends with one clear error instead of a hang.
+
+    Raises:
+        SharedPathError: on every rank, naming each failing rank, its host and the path.
+    """
+    if not comm.is_distributed:
+        return
+    import secrets
+    import socket
+
+    package_dir = Path(package_dir)
+    token_path = None
+    header: tuple[str, str, str, str] | None = None
+    problem: str | None = None
+    if comm.is_root:
+        root_dir = str(package_dir.resolve())
+        runs = Path(root_dir) / "runs"
+        token = secrets.token_hex(8)
+        token_path = runs / f".shared-check-{token}"
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+            token_path.write_text(token)
+            header = (root_dir, _fingerprint(Path(root_dir)), token_path.name, token)
+        except OSError as exc:
+            token_path, header = None, None
+            problem = f"cannot write to {runs} ({exc.strerror or exc})"
+    header = comm.bcast(header)
+    if header is not None:
+        problem = _check_package(package_dir, *header)
+    # Every rank has read the token once this returns.
+    rows = comm.allgather((comm.rank, socket.gethostname(), problem))
+    if token_path is not None:
+        token_path.unlink(missing_ok=True)
+    failed = [(r, h, p) for r, h, p in rows if p is not None]
+    if failed:
+        lines = [f"rank {r} on host {h}: {p}" for r, h, p in failed]
+        raise SharedPathError(
+            f"{len(failed)} of {comm.size} ranks cannot use the package directory "
+            f"{header[0] if header else package_dir}",
+            notes=lines[:8]
+            + ([f"... and {len(lines) - 8} more"] if len(lines) > 8 else [])
+            + [
+                "on several nodes, put the package (with its runs/ folder) on a file system "
+                "every node mounts under the same path, and start mpirun from there"
+            ],
+        )
+
+
+def start_ranks(package_dir: str | Path, argv: Sequence[str] = ()) -> Comm:
+    """Everything a generated script does before its work, on every rank: find the
+    communicator, check the package is shared (:func:`check_shared_package`), record
+    ``--devices`` from ``argv`` and size threads / choose the device (:func:`configure_threads`).
+    Idempotent; the script's own later ``configure_threads(comm)`` changes nothing.
+
+    Raises:
+        MpiUnavailableError: under mpirun without mpi4py.
+        SharedPathError, cocotune.runtime.devices.DeviceError: on every rank.
+    """
+    global _DEVICE_REQUEST
+    import argparse
+
+    from cocotune.runtime.devices import parse_devices
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--devices", default="auto")
+    known, _ = parser.parse_known_args(list(argv))
+    _DEVICE_REQUEST = parse_devices(known.devices)
+    comm = get_comm()
+    check_shared_package(comm, package_dir)
+    configure_threads(comm)
+    return comm
+
+
 # --------------------------------------------------------------------------------------------
 # Progress
 # --------------------------------------------------------------------------------------------
 
 
-class _NullBar:
-    """A progress bar that shows nothing (ranks other than 0)."""
+class LineProgress:
+    """Progress as plain lines, for a stream that is not a terminal (a batch job's log file).
 
-    def __init__(self, iterable: Iterable[Any] | None = None, **_: Any):
+    A tqdm bar redraws itself with carriage returns, which a log file keeps as one endless line
+    that only shows up when the run ends. This prints one line per update (per finished task)
+    instead, with the count, elapsed and estimated remaining time and the latest postfix. With
+    many small updates (training steps) it prints when the whole percent changes or every
+    ``interval`` seconds, and always at the end. Same methods as the tqdm bar the scripts use.
+    """
+
+    def __init__(
+        self,
+        iterable: Iterable[Any] | None = None,
+        *,
+        total: int | None = None,
+        desc: str | None = None,
+        initial: int = 0,
+        unit: str = "it",
+        disable: bool = False,
+        file: Any = None,
+        interval: float = 30.0,
+        **_: Any,
+    ):
         self._iterable = iterable
-        self.n = 0
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        self.total = total
+        self.desc = desc or "progress"
+        self.n = initial
+        self.unit = unit
+        self.disable = disable
+        self.file = file
+        self.interval = interval
+        self.postfix = ""
+        self._initial = initial
+        self._start = time.monotonic()
+        self._last_line = self._start
+        self._last_percent = -1
+        self._shown = initial  # the count the last line showed
+        self._closed = False
 
     def __iter__(self) -> Any:
-        return iter(self._iterable if self._iterable is not None else ())
+        for item in self._iterable if self._iterable is not None else ():
+            yield item
+            self.update(1)
 
-    def __enter__(self) -> "_NullBar":
+    def __enter__(self) -> "LineProgress":
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -466,35 +780,81 @@ class _NullBar:
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        now = time.monotonic()
+        percent = int(100 * self.n / self.total) if self.total else -1
+        finished = self.total is not None and self.n >= self.total
+        if finished or percent != self._last_percent or now - self._last_line >= self.interval:
+            self._line(now)
+        self._last_percent = percent
 
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        items = dict(ordered_dict or {}, **kwargs)
+        self.postfix = ", ".join(f"{k}={v}" for k, v in items.items())
 
-    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = s
 
-    def set_description(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        self.desc = desc or self.desc
 
-    def write(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def write(self, s: str, file: Any = None, end: str = "\n") -> None:
+        if not self.disable:
+            print(s, end=end, file=file or self._stream(), flush=True)
 
     def close(self) -> None:
-        pass
+        if not self._closed and self.n != self._shown:
+            self._line(time.monotonic())  # where an interrupted or early-stopped run ended
+        self._closed = True
+
+    def _stream(self) -> Any:
+        return self.file if self.file is not None else sys.stderr
+
+    def _line(self, now: float) -> None:
+        self._last_line = now
+        self._shown = self.n
+        if self.disable:
+            return
+        elapsed = now - self._start
+        done = self.n - self._initial
+        count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        if self.unit != "it":  # tqdm's default unit says nothing
+            count += f" {self.unit}s" if self.unit.isalpha() else f" {self.unit}"
+        if self.total:
+            count += f" ({100 * self.n / self.total:.0f}%)"
+        parts = [count]
+        parts.append(f"{elapsed:.1f} s")
+        if self.total and 0 < done and self.n < self.total:
+            parts.append(f"~{elapsed / done * (self.total - self.n):.0f} s left")
+        if self.postfix:
+            parts.append(self.postfix)
+        print(f"{self.desc}: " + ", ".join(parts), file=self._stream(), flush=True)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def progress_bar(
     iterable: Iterable[Any] | None = None, *, comm: Comm | None = None, **tqdm_kwargs: Any
 ) -> Any:
-    """A tqdm bar on rank 0 and a silent stand-in with the same methods on other ranks.
+    """Progress shown by rank 0 only: a tqdm bar on a terminal, plain lines otherwise.
 
-    N ranks drawing N bars on one terminal garble each other, and rank 0 sees every result.
+    N ranks drawing N bars on one terminal garble each other, and rank 0 sees every result, so
+    other ranks get a disabled tqdm bar (same methods, shows nothing). When the stream the bar
+    would write to (``file=``, default stderr) is not a terminal -- a batch job with its output
+    redirected -- rank 0 prints one :class:`LineProgress` line per update instead of a bar.
     """
     comm = comm if comm is not None else get_comm()
-    if not comm.is_root:
-        return _NullBar(iterable)
     from tqdm import tqdm
 
+    if not comm.is_root:
+        tqdm_kwargs["disable"] = True
+        return tqdm(iterable, **tqdm_kwargs)
+    if not _is_terminal(tqdm_kwargs.get("file") or sys.stderr):
+        return LineProgress(iterable, **tqdm_kwargs)
     tqdm_kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **tqdm_kwargs)
 
@@ -516,12 +876,17 @@ class TaskContext:
     index: int
     rank: int
     _should_abort: Callable[[], bool] = field(repr=False, default=lambda: False)
+    told_to_abort: bool = field(default=False, init=False)
 
     def should_abort(self) -> bool:
         """True when the task is no longer needed (an earlier task met the objective) or the
         run is failing. Long work functions poll it between steps and then return or raise
-        :class:`TaskAborted`; whatever they return is discarded."""
-        return self._should_abort()
+        :class:`TaskAborted`. A value returned *after* this said true is treated as
+        unfinished and discarded; a value returned without it having said true is a finished
+        result and always reaches ``on_result``, even if the task was cancelled meanwhile."""
+        if self._should_abort():
+            self.told_to_abort = True
+        return self.told_to_abort
 
 
 @dataclass
@@ -737,9 +1102,11 @@ class _Coordinator:
             self._assign(rank)
 
     def _finished_task(self, rank: int, index: int, value: Any) -> None:
-        if index in self.schedule.cancelled or self.failure is not None:
-            self._aborted_task(rank, index)
-            return
+        # A finished result is always delivered, even for a task cancelled while it ran (it
+        # finished before it saw the cancel) or during a failure: its work is done, maybe
+        # saved to disk, and results.jsonl must say so. Such a late task cannot change the
+        # winner (cancelled tasks come after the best one), and during a failure stop_when
+        # is not asked.
         task = self.tasks[index]
         self.run.results[index] = value
         self.run.completed.append(index)
@@ -748,7 +1115,7 @@ class _Coordinator:
         try:
             if self.on_result is not None:
                 self.on_result(task, value)
-            if self.stop_when is not None:
+            if self.stop_when is not None and self.failure is None:
                 met = bool(self.stop_when(task, value))
         finally:
             # Record the task even when a callback failed, so the run can drain and stop.
@@ -872,6 +1239,8 @@ def _call_work(
         tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         text = "".join(traceback.format_exception(type(exc), exc, tb))
         return ("error", ctx.index, text, exc)
+    if ctx.told_to_abort:
+        return ("aborted", ctx.index)  # returned early because it was told to stop: unfinished
     return ("result", ctx.index, value)
 
 
@@ -970,8 +1339,11 @@ def run_tasks(
     task in list order that meets it. A task meeting it while an earlier task still runs does
     not win yet; if the earlier one meets it too, the earlier one wins. Once task *i* has met
     it, no task after *i* is started and those running are cancelled (``ctx.should_abort()``
-    turns true; their results are discarded). :attr:`TaskRun.winner` is *i* once every task
-    before it finished without meeting the objective. A work function that raises
+    turns true; what they return after that is discarded). A cancelled task that finishes
+    without having been told (its result crossed the cancel message) is still a finished
+    result: it reaches ``on_result`` and :attr:`TaskRun.results` like any other, because its
+    work is done and may be on disk; it cannot change the winner. :attr:`TaskRun.winner` is *i*
+    once every task before it finished without meeting the objective. A work function that raises
     :class:`TaskAborted` on its own (a time budget ran out) *skips* its task: finished, no
     result, objective not met, ``on_result`` not called.
 
@@ -980,8 +1352,8 @@ def run_tasks(
         work_fn: ``work_fn(task, ctx) -> result``; ``ctx`` is a :class:`TaskContext` whose
             ``should_abort()`` long tasks poll between steps.
         comm: from :func:`get_comm` (default); a :class:`LocalComm` runs everything here.
-        on_result: ``on_result(task, result)``, called on rank 0 for every completed task in
-            completion order (append to results.jsonl, print); with a coordinator thread it
+        on_result: ``on_result(task, result)``, called on rank 0 for every finished task in
+            completion order, never dropped (also late cancelled ones and during a failure) (append to results.jsonl, print); with a coordinator thread it
             runs in that thread, one call at a time, so keep TensorFlow out of it.
         stop_when: ``stop_when(task, result) -> bool``, called on rank 0 after ``on_result``;
             true means the result meets the objective.

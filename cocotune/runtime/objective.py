@@ -1,4 +1,6 @@
-"""What exploration looks for, and in which order it tries configurations (DESIGN §6).
+"""What exploration looks for, and in which order it tries configurations (docs/design.md §6).
+
+Accuracy here is always validation accuracy (the full model's too): test accuracy never decides.
 
 ``--alpha A``: the smallest model whose accuracy is at least full accuracy × (1 − A);
 ``--acc-threshold T``: the same with an absolute threshold; ``--objective FILE`` in the

@@ -1,4 +1,4 @@
-"""Files that survive a run being killed at any moment (DESIGN §6).
+"""Files that survive a run being killed at any moment (docs/design.md §6).
 
 ``runs/results.jsonl`` holds one JSON object per evaluated configuration. Each record is written
 with a single ``write`` and then ``fsync``-ed, so a killed run loses at most the line being
@@ -6,8 +6,8 @@ written; the next run drops that partial line, truncates the file back to its la
 and resumes, skipping the configurations already recorded. Only rank 0 writes: a
 :class:`ResultsLog` built on another rank reads but never modifies the file.
 
-``best.json``, weights and checkpoints are replaced whole: written to a temporary file in the
-same directory and renamed over the old one (:func:`atomic_write_json`, :func:`atomic_save`), so a
+``best-<method>.json``, weights and checkpoints are replaced whole: written to a temporary file
+in the same directory and renamed over the old one (:func:`atomic_write_json`, :func:`atomic_save`), so a
 reader sees the old version or the new one, never half of one.
 """
 
@@ -109,18 +109,20 @@ class ResultsLog:
             self.load()
         return set(self._ids)
 
-    def append(self, record: dict[str, Any]) -> bool:
+    def append(self, record: dict[str, Any], supersede: bool = False) -> bool:
         """Write one record as one line, flushed and fsync-ed; True if written.
 
         Does nothing (returns False) on a read-only log, or when a record with the same id is
-        already in the file, so a resumed run can never record a configuration twice.
+        already in the file, so a resumed run can never record a configuration twice -- unless
+        ``supersede``: then the record is appended after the old one (which stays in the file;
+        readers take the last record of an id, see :meth:`latest`).
         """
         if not self.writable:
             return False
         if self._records is None:
             self.load()  # also repairs a partial last line before we add to the file
         key = record.get(self.id_key)
-        if key is not None and key in self._ids:
+        if key is not None and key in self._ids and not supersede:
             return False
         line = json.dumps(record, sort_keys=False, allow_nan=True, default=_jsonable) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,14 @@ class ResultsLog:
         if key is not None:
             self._ids.add(key)
         return True
+
+    def latest(self) -> dict[Any, dict[str, Any]]:
+        """The last record of each id, in file order of first appearance."""
+        out: dict[Any, dict[str, Any]] = {}
+        for record in self.load():
+            if self.id_key in record:
+                out[record[self.id_key]] = record
+        return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.load())

@@ -1,8 +1,10 @@
 """``python DIR/train.py``: train the full model (the teacher of every later step).
 
-Writes ``full.weights.h5`` and ``runs/full.json`` (test accuracy, steps, time). A killed run
-resumes from its last checkpoint (``runs/train.ckpt.weights.h5``, written every evaluation
-interval by temp file + rename; the optimizer's momentum restarts from zero on resume).
+Writes ``full.weights.h5`` and ``runs/full.json`` (validation and test accuracy, steps, time;
+the curve during training is measured on the validation split, test accuracy is only
+reported). A killed run resumes from its last checkpoint (``runs/train.ckpt.weights.h5``,
+written every evaluation interval by temp file + rename; the optimizer's momentum restarts
+from zero on resume).
 Under ``mpirun`` only rank 0 trains: one small model does not split well over processes.
 """
 
@@ -27,8 +29,8 @@ def _train(package_dir: Path, argv: list[str]) -> int:
     from cocotune.runtime.training import (
         accuracy,
         classification_loss,
-        fit,
         recalibrate_batchnorm,
+        train_steps,
     )
 
     parser = base_parser("train.py", "Train the full model of this package.")
@@ -50,10 +52,13 @@ def _train(package_dir: Path, argv: list[str]) -> int:
         model = pkg.build("full")
         model.load_weights(str(pkg.full_weights_path))
         acc = accuracy(model, data.x_test, data.y_test)
-        atomic_write_json(runs / "full.json", {"accuracy": acc, "data": data.name,
+        val = accuracy(model, data.x_val, data.y_val)
+        atomic_write_json(runs / "full.json", {"accuracy": acc, "val_accuracy": val,
+                                               "data": data.name,
+                                               "data_fingerprint": data.fingerprint(),
                                                "source": "existing full.weights.h5"})  # fmt: skip
-        print(f"full model already trained ({pkg.full_weights_path}); test accuracy {acc:.4f}. "
-              "Use --force to train again.")  # fmt: skip
+        print(f"full model already trained ({pkg.full_weights_path}); validation accuracy "
+              f"{val:.4f}, test accuracy {acc:.4f}. Use --force to train again.")  # fmt: skip
         return 0
     settings = settings_from(args, pkg, "demo", args.steps)
     keras.utils.set_random_seed(args.seed)
@@ -85,31 +90,33 @@ def _train(package_dir: Path, argv: list[str]) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
     def evaluate() -> float:
-        acc = accuracy(model, data.x_test, data.y_test)  # with the moving statistics so far
+        acc = accuracy(model, data.x_val, data.y_val)  # with the moving statistics so far
         save_weights_atomic(model, ckpt)
         atomic_write_json(state_path, {"step": progress["step"]})
-        bar.set_postfix(test_acc=f"{acc:.4f}")
+        bar.set_postfix(val_acc=f"{acc:.4f}")
         return acc
 
     t0 = time.perf_counter()
-    result = fit(model, batches, optimizer, steps, loss_fn, start_step=start, eval_every=every,
-                 evaluate_fn=evaluate,
-                 on_step=on_step)  # fmt: skip
+    result = train_steps(model, batches, optimizer, steps, loss_fn, start_step=start,
+                         eval_every=every, evaluate_fn=evaluate, on_step=on_step)  # fmt: skip
     bar.close()
     # Caffe's moving-average fraction (0.999) leaves BatchNorm statistics far from the data's
     # after a short run; the teacher of every later step deserves exact ones.
     recalibrate_batchnorm(model, data.x_train[:2048])
     seconds = time.perf_counter() - t0
     acc = accuracy(model, data.x_test, data.y_test)
+    val = accuracy(model, data.x_val, data.y_val)
     save_weights_atomic(model, pkg.full_weights_path)
     atomic_write_json(runs / "full.json", {
-        "accuracy": acc, "steps": result.steps, "seconds": round(seconds, 2), "data": data.name,
-        "params": pkg.full_params, "curve": result.curve, "settings": settings.as_dict(),
+        "accuracy": acc, "val_accuracy": val, "steps": result.steps,
+        "seconds": round(seconds, 2), "data": data.name, "data_fingerprint": data.fingerprint(),
+        "params": pkg.full_params, "curve": result.curve, "curve_measures": "val_accuracy",
+        "settings": settings.as_dict(),
     })  # fmt: skip
     ckpt.unlink(missing_ok=True)
     state_path.unlink(missing_ok=True)
-    print(f"full model: test accuracy {acc:.4f} after {result.steps} steps ({seconds:.1f} s); "
-          f"weights in {pkg.full_weights_path}")  # fmt: skip
+    print(f"full model: validation accuracy {val:.4f}, test accuracy {acc:.4f} after "
+          f"{result.steps} steps ({seconds:.1f} s); weights in {pkg.full_weights_path}")  # fmt: skip
     return 0
 
 

@@ -16,13 +16,14 @@ import json
 import sys
 
 from cocotune.cli import _add_net_options, load_net_from_args
-from cocotune.errors import CocotuneError, SubspaceError
+from cocotune.errors import SubspaceError
 from cocotune.ir.net import Net
 from cocotune.tuning.blocks import MODES, TuningBlocks, format_rate, select_blocks
 from cocotune.tuning.pruning import PruningAnalysis, analyze_pruning
 from cocotune.tuning.subspace import (
     Subspace,
     format_subspace,
+    no_modules_error,
     parse_rate_list,
     parse_subspace,
     sample_subspace,
@@ -55,7 +56,7 @@ def register(subparsers) -> None:
         help="sample pruned configurations whose model sizes spread evenly",
         description="Print a subspace file: N configurations (one rate per module), drawn so "
         "that their parameter counts spread evenly between the smallest and the largest "
-        "(DESIGN §4). Modules without a prunable layer stay at rate 0.",
+        "(docs/design.md §4). Modules without a prunable layer stay at rate 0.",
     )
     _add_net_options(p)
     p.add_argument("-n", type=_count_arg, default=64, metavar="N",
@@ -71,7 +72,7 @@ def register(subparsers) -> None:
         help="tuning blocks of a subspace (Sequitur) and each configuration's composite vector",
         description="Build the Sequitur grammar of a subspace, choose the tuning blocks to "
         "pre-train, and print them with their frequencies and pruned parameter counts, plus "
-        "the composite vector (blocks) of every configuration (DESIGN §5).",
+        "the composite vector (blocks) of every configuration (docs/design.md §5).",
     )
     _add_net_options(b)
     b.add_argument("subspace", help="subspace file (text or .json)")
@@ -85,9 +86,7 @@ def register(subparsers) -> None:
 def _load(args: argparse.Namespace) -> tuple[Net, PruningAnalysis]:
     net = load_net_from_args(args)
     if not net.modules:
-        raise CocotuneError(
-            f"{args.prototxt}: the net has no module {{ }} blocks: nothing to prune"
-        )
+        raise no_modules_error(args.prototxt)
     return net, analyze_pruning(net)
 
 

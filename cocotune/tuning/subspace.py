@@ -1,4 +1,6 @@
-"""Subspace files: the pruned configurations to explore, read, written and sampled (DESIGN §4).
+"""Subspace files: the pruned configurations to explore, read, written and sampled.
+
+See docs/design.md §4.
 
 One configuration per line, one rate (fraction of filters *removed*) per module::
 
@@ -41,7 +43,9 @@ from cocotune.tuning.pruning import analyze_pruning
 
 __all__ = [
     "Subspace",
+    "SubspaceErrors",
     "format_subspace",
+    "no_modules_error",
     "parse_rate",
     "parse_rate_list",
     "parse_subspace",
@@ -76,6 +80,55 @@ class Subspace:
     def rows(self) -> list[tuple[float, ...]]:
         """Each configuration as rates in module order."""
         return [tuple(c[m] for m in self.modules) for c in self.configs]
+
+
+class SubspaceErrors(SubspaceError):
+    """Every bad line (and every bad token of a line) of a subspace file, reported at once:
+    fixing a 500-line file one error per run is not a workflow."""
+
+    def __init__(self, path: str, errors: list[SubspaceError]) -> None:
+        lines = sorted({e.line for e in errors if e.line})
+        shown = ", ".join(str(n) for n in lines[:20]) + (", ..." if len(lines) > 20 else "")
+        super().__init__(
+            f"{path}: {len(errors)} errors on {len(lines)} line{'s' if len(lines) != 1 else ''} "
+            f"({shown})"
+        )
+        self.errors = list(errors)
+
+    def render(self) -> str:
+        return "\n".join([*(e.render() for e in self.errors), f"error: {self.message}"])
+
+
+def _raise_all(path: str, errors: list[SubspaceError]) -> None:
+    """Raise nothing, the one error, or all of them as :class:`SubspaceErrors`."""
+    flat = [e for err in errors for e in (err.errors if isinstance(err, SubspaceErrors) else [err])]
+    if len(flat) == 1:
+        raise flat[0]
+    if flat:
+        raise SubspaceErrors(path, flat)
+
+
+def no_modules_error(prototxt: str | Path | None = None) -> SubspaceError:
+    """ "Nothing to prune", with the ``cocotune modules`` command that fixes it."""
+    import shlex
+
+    if prototxt is None:
+        return SubspaceError(
+            "the net has no module { } blocks: nothing to prune",
+            notes=["add them with: cocotune modules NET.prototxt > NET-modules.prototxt"],
+        )
+    src = Path(prototxt)
+    out = src.with_name(f"{src.stem}-modules{src.suffix or '.prototxt'}")
+    return SubspaceError(
+        f"{prototxt}: the net has no module {{ }} blocks: nothing to prune",
+        notes=[
+            f"add them with: cocotune modules {shlex.quote(str(src))} > "
+            f"{shlex.quote(str(out))}",
+            "(it groups layers by name; the default pattern fits ResNet names such as "
+            "res2a_branch2a/bn2a_branch2a; other nets: --by 'REGEX' whose first group names "
+            f"the block), then use {shlex.quote(str(out))} instead",
+        ],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +267,13 @@ class _Reader:
         return self.positional(bare, line_no)
 
     def positional(self, tokens: list[_Token], line_no: int) -> Config:
-        rates = [self.rate(t, line_no) for t in tokens]
+        rates, bad = [], []
+        for t in tokens:
+            try:
+                rates.append(self.rate(t, line_no))
+            except SubspaceError as exc:
+                bad.append(exc)
+        _raise_all(self.path, bad)
         if len(rates) != len(self.modules):
             where = tokens[len(self.modules)] if len(rates) > len(self.modules) else tokens[0]
             raise self.error(
@@ -229,37 +288,50 @@ class _Reader:
     def named(self, tokens: list[_Token], line_no: int) -> Config:
         config = dict.fromkeys(self.modules, 0.0)
         seen: set[str] = set()
+        bad: list[SubspaceError] = []
         for t in tokens:
-            if t.name not in config:
-                close = difflib.get_close_matches(t.name, self.modules, n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise self.error(
-                    f"unknown module '{t.name}'{hint}",
-                    line_no,
-                    t.col,
-                    notes=[f"the net's modules: {', '.join(self.modules)}"],
-                )
-            if t.name in seen:
-                raise self.error(f"module '{t.name}' is given twice on this line", line_no, t.col)
-            seen.add(t.name)
-            config[t.name] = self.rate(t, line_no)
+            try:
+                self.named_token(t, line_no, config, seen)
+            except SubspaceError as exc:
+                bad.append(exc)
+        _raise_all(self.path, bad)
         return config
+
+    def named_token(self, t: _Token, line_no: int, config: Config, seen: set[str]) -> None:
+        """Check one ``module=rate`` token and set its rate in ``config``."""
+        if t.name not in config:
+            close = difflib.get_close_matches(t.name, self.modules, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise self.error(
+                f"unknown module '{t.name}'{hint}",
+                line_no,
+                t.col,
+                notes=[f"the net's modules: {', '.join(self.modules)}"],
+            )
+        if t.name in seen:
+            raise self.error(f"module '{t.name}' is given twice on this line", line_no, t.col)
+        seen.add(t.name)
+        config[t.name] = self.rate(t, line_no)
 
 
 def parse_subspace_text(path: str, text: str, module_names: Sequence[str]) -> Subspace:
     """Parse a subspace given as text (text or JSON form); ``path`` is used in messages."""
     modules = tuple(module_names)
     if not modules:
-        raise SubspaceError("the net has no module { } blocks: nothing to prune")
+        raise no_modules_error()
     if Path(path).suffix.lower() == ".json" or text.lstrip().startswith("["):
         entries = _json_entries(path, text, modules)
     else:
         reader = _Reader(path, text, modules)
-        entries = []
+        entries, errors = [], []
         for line_no in range(1, len(reader.lines) + 1):
-            tokens = reader.tokens(line_no)
-            if tokens:
-                entries.append((reader.config(tokens, line_no), line_no))
+            try:
+                tokens = reader.tokens(line_no)
+                if tokens:
+                    entries.append((reader.config(tokens, line_no), line_no))
+            except SubspaceError as exc:
+                errors.append(exc)
+        _raise_all(path, errors)
     return _dedupe(path, modules, entries)
 
 
@@ -441,7 +513,7 @@ def sample_subspace(net: Net, n: int, rates: Sequence[float], seed: int = 0) -> 
 def _size_table(net: Net, rates: Sequence[float]):
     """Per module: its rate choices, its parameter count at each; plus the outside count."""
     if not net.modules:
-        raise SubspaceError("the net has no module { } blocks: nothing to prune")
+        raise no_modules_error(getattr(getattr(net, "source", None), "path", None))
     analysis = analyze_pruning(net)
     prunable = analysis.prunable
     if not any(prunable.values()):

@@ -11,6 +11,7 @@ from cocotune.runtime.data import (
     load_dataset,
     load_digits_split,
     make_digits_hard,
+    ResizedImages,
     make_tf_dataset,
     split_for_ranks,
 )
@@ -31,39 +32,50 @@ def nearest_centroid_accuracy(ds) -> float:
 
 
 def test_digits_split_is_fixed_and_stratified():
-    ds = load_dataset("digits", (8, 8, 1), 10)
-    assert (len(ds.x_train), len(ds.x_test)) == (1347, 450)
+    ds = load_dataset("digits", (8, 8, 1), 10, val_fraction=0)
+    assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (1347, 0, 450)
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
     assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
-    again = load_dataset("digits", (8, 8, 1), 10, seed=123)  # the seed never moves the split
+    again = load_dataset("digits", (8, 8, 1), 10, seed=123, val_fraction=0)  # seed: no effect
     np.testing.assert_array_equal(ds.x_test, again.x_test)
     np.testing.assert_array_equal(ds.y_train, again.y_train)
     train_share = np.bincount(ds.y_train) / len(ds.y_train)
     test_share = np.bincount(ds.y_test) / len(ds.y_test)
     np.testing.assert_allclose(train_share, test_share, atol=0.005)
-    assert "1347 train / 450 test images of 8x8x1" in ds.describe()
+    assert "1347 train / 0 validation / 450 test images of 8x8x1" in ds.describe()
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 1), (28, 28, 3), (12, 10, 2), (8, 8, 3)])
+def test_digits_refuse_another_input_shape_without_resize(shape):
+    with pytest.raises(CocotuneError, match=r"digits are 8x8x1 images but the net takes") as e:
+        load_dataset("digits", shape, 10)
+    assert "--resize" in e.value.render()
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (16, 16, 1), (28, 28, 3), (12, 10, 2)])
-def test_digits_fit_any_input_shape(shape):
-    ds = load_dataset("digits", shape, 10)
+def test_digits_resize_fits_any_input_shape_lazily(shape):
+    ds = load_dataset("digits", shape, 10, resize=True, val_fraction=0)
     assert ds.x_train.shape == (1347, *shape) and ds.x_test.shape == (450, *shape)
     assert ds.input_shape == shape
-    assert ds.x_train.dtype == np.float32
-    assert 0.0 <= ds.x_test.min() and ds.x_test.max() <= 1.0
+    part = ds.x_train[:40]
+    assert isinstance(part, np.ndarray) and part.dtype == np.float32 and part.shape[0] == 40
+    assert 0.0 <= part.min() and part.max() <= 1.0
     for ch in range(1, shape[2]):
-        np.testing.assert_array_equal(ds.x_train[..., ch], ds.x_train[..., 0])
+        np.testing.assert_array_equal(part[..., ch], part[..., 0])
     if shape[:2] != (8, 8):
+        assert isinstance(ds.x_train, ResizedImages)  # nothing resized until read
         assert any("resized from 8x8" in n for n in ds.notes)
+    else:
+        assert not any("resized" in n for n in ds.notes)
 
 
 def test_digits_resize_is_tensorflows_bilinear():
     import tensorflow as tf
 
     x = load_digits_split()[0]
-    ds = load_dataset("digits", (13, 21, 1), 10)
+    ds = load_dataset("digits", (13, 21, 1), 10, resize=True, val_fraction=0)
     expected = tf.image.resize(x, (13, 21), method="bilinear").numpy()
-    np.testing.assert_allclose(ds.x_train, expected, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ds.x_train), expected, atol=1e-6)
 
 
 def test_digits_class_count_checks():
@@ -93,9 +105,9 @@ def test_input_shape_must_be_an_image():
 def test_digits_hard_is_deterministic_and_sized():
     a = load_dataset("digits-hard", (8, 8, 1), 10)
     b = load_dataset("digits-hard", (8, 8, 1), 10)
-    for key in ("x_train", "y_train", "x_test", "y_test"):
+    for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
-    assert (len(a.x_train), len(a.x_test)) == (1347 * 4, 450 * 4)
+    assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (1212 * 4, 135 * 4, 450 * 4)
     assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
     other = load_dataset("digits-hard", (8, 8, 1), 10, seed=1)
     assert not np.array_equal(a.x_train, other.x_train)
@@ -117,7 +129,12 @@ def test_digits_hard_keeps_test_images_out_of_training():
 
 
 def test_digits_hard_options_in_the_spec():
-    ds = load_dataset("digits-hard:difficulty=0.5,train_variants=1,test_variants=2", (8, 8, 1), 10)
+    ds = load_dataset(
+        "digits-hard:difficulty=0.5,train_variants=1,test_variants=2",
+        (8, 8, 1),
+        10,
+        val_fraction=0,
+    )
     assert (len(ds.x_train), len(ds.x_test)) == (1347, 900)
     assert "difficulty=0.5" in ds.describe()
     with pytest.raises(CocotuneError, match="unknown digits-hard option 'dificulty'.*'difficulty'"):
@@ -142,27 +159,32 @@ def test_npz_nhwc_kept_as_stored(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(6, 5, 4, 3)).astype(np.uint8)
     path = save_npz(tmp_path / "d.npz", x, np.arange(6) % 3, x[:2], np.array([0, 2]))
-    ds = load_dataset(path, (5, 4, 3), 3)
+    ds = load_dataset(path, (5, 4, 3), 3, val_fraction=0)
     np.testing.assert_array_equal(ds.x_train, x.astype(np.float32))
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
     assert ds.value_range == (float(x.min()), float(x.max()))
-    assert ds.notes == []
+    assert not any("transposed" in n for n in ds.notes)
+    assert "no mean or scale applied" in ds.describe()
 
 
 def test_npz_nchw_is_transposed(tmp_path):
     x = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
     path = save_npz(tmp_path / "d.npz", x, [0, 1], x, [1, 0])
-    ds = load_dataset(path, (5, 4, 3), 2)
+    ds = load_dataset(path, (5, 4, 3), 2, val_fraction=0)
     np.testing.assert_array_equal(ds.x_train, x.transpose(0, 2, 3, 1))
     assert any("NCHW" in n for n in ds.notes)
 
 
 def test_npz_ambiguous_layout_prefers_nhwc_and_3d_means_one_channel(tmp_path):
     x = np.random.default_rng(0).random((2, 3, 3, 3)).astype(np.float32)
-    ds = load_dataset(save_npz(tmp_path / "a.npz", x, [0, 1], x, [1, 1]), (3, 3, 3), 2)
+    ds = load_dataset(
+        save_npz(tmp_path / "a.npz", x, [0, 1], x, [1, 1]), (3, 3, 3), 2, val_fraction=0
+    )
     np.testing.assert_array_equal(ds.x_train, x)
     gray = np.zeros((4, 6, 6), np.float32)
-    ds = load_dataset(save_npz(tmp_path / "g.npz", gray, [0] * 4, gray, [0] * 4), (6, 6, 1), 2)
+    ds = load_dataset(
+        save_npz(tmp_path / "g.npz", gray, [0] * 4, gray, [0] * 4), (6, 6, 1), 2, val_fraction=0
+    )
     assert ds.x_train.shape == (4, 6, 6, 1)
 
 
@@ -200,7 +222,9 @@ def test_npz_label_errors(tmp_path, labels, message):
 
 def test_npz_float_labels_that_are_integers_are_accepted(tmp_path):
     x = np.zeros((2, 8, 8, 1), np.float32)
-    ds = load_dataset(save_npz(tmp_path / "f.npz", x, [1.0, 3.0], x, [[0.0], [2.0]]), (8, 8, 1), 4)
+    ds = load_dataset(
+        save_npz(tmp_path / "f.npz", x, [1.0, 3.0], x, [[0.0], [2.0]]), (8, 8, 1), 4, val_fraction=0
+    )
     assert ds.y_train.tolist() == [1, 3] and ds.y_test.tolist() == [0, 2]
 
 
@@ -245,7 +269,7 @@ def folder(tmp_path):
 
 
 def test_image_folder_classes_sorted_and_bgr(folder):
-    ds = load_dataset(str(folder), (4, 4, 3), 5)
+    ds = load_dataset(str(folder), (4, 4, 3), 5, val_fraction=0)
     assert ds.class_names == ("ant", "cat", "dog")
     assert ds.y_train.tolist() == [0, 0, 1, 1, 2, 2] and ds.y_test.tolist() == [0, 1, 2]
     assert ds.x_train.shape == (6, 4, 4, 3) and ds.x_train.dtype == np.float32
@@ -256,10 +280,10 @@ def test_image_folder_classes_sorted_and_bgr(folder):
 
 
 def test_image_folder_gray_and_rgb_order(folder):
-    gray = load_dataset(str(folder), (3, 3, 1), 3)
+    gray = load_dataset(str(folder), (3, 3, 1), 3, val_fraction=0)
     assert gray.x_train.shape == (6, 3, 3, 1)
     assert gray.x_train[2, 0, 0, 0] == pytest.approx(255 * 0.299, abs=1)  # Pillow's L of red
-    rgb = load_dataset(str(folder), (5, 6, 3), 3, channel_order="RGB")
+    rgb = load_dataset(str(folder), (5, 6, 3), 3, channel_order="RGB", val_fraction=0)
     np.testing.assert_array_equal(rgb.x_train[2, 0, 0], [255.0, 0.0, 0.0])
 
 

@@ -7,6 +7,7 @@ the test instead of blocking the suite.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ import pytest
 from cocotune.runtime import mpi
 from cocotune.runtime.mpi import (
     DistributedError,
+    LineProgress,
     LocalComm,
     TaskAborted,
     TaskRun,
@@ -130,6 +132,85 @@ def test_is_root_and_progress_bar_only_on_rank_0(capsys):
     bar.update(2)
     bar.close()
     assert "shown" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_without_a_terminal_is_one_line_per_finished_task():
+    # A batch job's log file: no carriage-return bar, one plain line per task (issue 16).
+    log = io.StringIO()
+    bar = progress_bar(total=3, desc="explore (default)", comm=LocalComm(), file=log)
+    assert isinstance(bar, LineProgress)
+
+    def on_result(task: int, result: int) -> None:
+        bar.set_postfix(acc=f"{result / 10:.3f}", best="c1")
+
+    run_tasks([5, 6, 7], lambda t, ctx: t, LocalComm(), on_result=on_result, progress=bar)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3 and "\r" not in log.getvalue()
+    assert lines[0].startswith("explore (default): 1/3 (33%), ")
+    assert "s left" in lines[0] and lines[0].endswith("acc=0.500, best=c1")
+    assert lines[2].startswith("explore (default): 3/3 (100%), ") and "left" not in lines[2]
+
+
+def test_progress_lines_for_many_steps_are_throttled_and_quiet_is_silent():
+    log = io.StringIO()
+    bar = progress_bar(total=1000, unit="step", desc="train", comm=LocalComm(), file=log)
+    for _ in range(1000):
+        bar.update(1)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 101  # the first step, then one per whole percent
+    assert lines[0].startswith("train: 1/1000 steps (0%)")
+    assert lines[-1].startswith("train: 1000/1000 steps (100%)")
+    early = io.StringIO()  # an early stop: close() adds nothing the last line showed
+    bar = progress_bar(total=6, desc="explore", comm=LocalComm(), file=early)
+    bar.update(1)
+    bar.update(1)
+    bar.close()
+    assert [line.split(",")[0] for line in early.getvalue().splitlines()] == [
+        "explore: 1/6 (17%)",
+        "explore: 2/6 (33%)",
+    ]
+    quiet = io.StringIO()
+    bar = progress_bar(total=2, comm=LocalComm(), file=quiet, disable=True)
+    bar.update(2)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar_and_other_ranks_show_nothing():
+    from tqdm import tqdm
+
+    terminal = _Terminal()
+    bar = progress_bar(total=2, desc="configs", comm=LocalComm(), file=terminal)
+    assert isinstance(bar, tqdm) and not isinstance(bar, LineProgress)
+    bar.update(2)
+    bar.close()
+    assert "configs" in terminal.getvalue() and "\r" in terminal.getvalue()
+    quiet = _Terminal()
+    bar = progress_bar(total=2, desc="configs", comm=_Rank1(), file=quiet)
+    bar.update(2)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_run_tasks_progress_in_a_redirected_process_prints_lines():
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
+    code = (
+        "from cocotune.runtime.mpi import run_tasks, LocalComm\n"
+        "run_tasks([1, 2], lambda t, ctx: t, LocalComm(), progress='configs')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["configs: 1/2 (50%)", "configs: 2/2 (100%)"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,6 +478,11 @@ def test_mpi_every_task_runs_exactly_once(tmp_path, mode):
     for r in ranks:  # a second call in the same job, and bcast/barrier between them
         assert r["token"] == "token-from-root"
         assert [x["task"] for x in r["second"]] == [100, 101, 102, 103]
+    # Output redirected: plain progress lines, from rank 0 only, one per finished task.
+    progress = [line for line in job.output.splitlines() if line.startswith("second call: ")]
+    assert [line.split(" (")[0] for line in progress] == [
+        f"second call: {i}/4" for i in range(1, 5)
+    ]
 
 
 @pytest.mark.parametrize("mode", ["threaded", "polling"])
@@ -425,6 +511,46 @@ def test_mpi_cancelled_task_stops_through_should_abort(tmp_path):
     run = job.run()
     assert run["winner"] == 0 and run["abandoned"] == [1] and run["results"][1] is None
     assert job.seconds < 15  # task 1 would take 30 s
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
+def test_mpi_finished_result_of_a_cancelled_task_is_delivered(tmp_path):
+    # Issue 16 bug 4: rank 1 finished (and saved) task 1 after task 0 met the objective; the
+    # result used to be dropped, leaving a saved model with no line in results.jsonl.
+    job = run_job("late-result", tmp_path)
+    assert job.code == 0, job.output
+    run = job.run()
+    assert run["winner"] == 0
+    assert sorted(job.rank(0)["ran"] + job.rank(1)["ran"]) == [0, 1]  # 2, 3 never started
+    assert run["seen"] == [0, 1] and run["completed"] == [0, 1]
+    assert run["results"][1] == {"task": 1, "meets": True}
+    assert run["abandoned"] == []
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
+def test_mpi_result_finished_during_a_failure_is_still_delivered(tmp_path):
+    job = run_job("fail-while-finishing", tmp_path)
+    assert job.code == 0, job.output
+    rank0, rank1 = job.rank(0), job.rank(1)
+    assert rank0["error"].startswith("rank ") and "failed on task 0" in rank0["error"]
+    assert "stopped because" in rank1["error"]
+    assert rank0["seen"] == [1]  # task 1 finished after the failure: delivered, not dropped
+    assert sorted(rank0["ran"] + rank1["ran"]) == [0, 1]  # task 2 never started
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+@needs_mpirun
+def test_mpi_value_returned_after_being_told_to_stop_is_discarded(tmp_path):
+    job = run_job("told-then-returns", tmp_path)
+    assert job.code == 0, job.output
+    run = job.run()
+    assert run["winner"] == 0 and run["seen"] == [0]
+    assert run["results"][1] is None and run["abandoned"] == [1]
 
 
 @pytest.mark.parametrize("mode", ["threaded", "polling"])

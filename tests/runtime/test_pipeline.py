@@ -86,9 +86,10 @@ def test_pretrain_rerun_skips_saved_blocks(trained):
 @pytest.mark.parametrize("recalibrate", [0, 512])
 def test_block_trained_networks_start_more_accurate(trained, recalibrate):
     from cocotune.runtime.data import load_dataset
-    from cocotune.runtime.explore import evaluate_configuration, load_blocks
+    from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
     from cocotune.runtime.package import Package
     from cocotune.runtime.solver import TrainingSettings
+    from cocotune.runtime.training import StopRule
 
     pkg = Package(trained)
     data = load_dataset("digits", pkg.input_shape, pkg.num_classes)
@@ -97,10 +98,10 @@ def test_block_trained_networks_start_more_accurate(trained, recalibrate):
     settings = TrainingSettings(max_iter=0)
     start = {}
     for method in ("block-trained", "default"):
-        opts = {"method": method, "threshold": None, "seed": 0, "bn_recalibrate": recalibrate,
-                "eval_every": 0, "keep_all": False, "deadline": None}  # fmt: skip
+        rule = StopRule(max_steps=0, eval_every=1, patience=1, min_delta=0.01)
+        opts = EvalOptions(method, rule, seed=0, bn_recalibrate=recalibrate)
         start[method] = [
-            evaluate_configuration(pkg, c, full, blocks, data, settings, opts)["accuracy_start"]
+            evaluate_configuration(pkg, c, full, blocks, data, settings, opts)["val_accuracy_start"]
             for c in pkg.configurations
         ]
     assert np.mean(start["block-trained"]) > np.mean(start["default"]), start
@@ -114,15 +115,15 @@ def test_explore_alone_and_under_mpirun_agree(trained, tmp_path):
     assert p1.returncode == 0, p1.stderr
     p2 = run(mpi / "explore.py", *args, mpi=2)
     assert p2.returncode == 0, p2.stderr
-    best1 = json.loads((alone / "runs" / "best.json").read_text())
-    best2 = json.loads((mpi / "runs" / "best.json").read_text())
+    best1 = json.loads((alone / "runs" / "best-block-trained.json").read_text())
+    best2 = json.loads((mpi / "runs" / "best-block-trained.json").read_text())
     assert best1["found"] and best1["id"] == best2["id"]
     assert {r["rank"] for r in records(mpi)} <= {0, 1}
-    assert (mpi / "runs" / "best.keras").exists()
+    assert (mpi / "runs" / "best-block-trained.keras").exists()
     # the best model loads in plain TensorFlow code (with cocotune's layers registered)
     code = ("import keras, cocotune.runtime.layers, cocotune.runtime.model, sys; "
             "m = keras.models.load_model(sys.argv[1]); print(m.count_params())")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, str(mpi / "runs" / "best.keras")],
+    out = subprocess.run([sys.executable, "-c", code, str(mpi / "runs" / "best-block-trained.keras")],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) == best2["params"]
@@ -149,7 +150,7 @@ def test_explore_killed_and_resumed_loses_nothing(trained, tmp_path):
     keys = [r["key"] for r in final]
     assert len(keys) == len(set(keys)) == 4
     assert final[: len(first)] == first  # finished results kept, unchanged
-    best = json.loads((pkg / "runs" / "best.json").read_text())
+    best = json.loads((pkg / "runs" / "best-default.json").read_text())
     assert best["found"] is False and best["explored"] == 4
 
 
@@ -159,7 +160,7 @@ def test_objective_file_and_errors(trained, tmp_path):
     objective.write_text("max Accuracy\nconstraint ModelSize <= 70000\n")
     proc = run(pkg / "explore.py", "--objective", str(objective), "--steps", "20", "--baseline")
     assert proc.returncode == 0, proc.stderr
-    best = json.loads((pkg / "runs" / "best.json").read_text())
+    best = json.loads((pkg / "runs" / "best-default.json").read_text())
     assert best["found"] and best["params"] <= 70000
     objective.write_text("max Accuracy\nconstraint Speed >= 3\n")
     proc = run(pkg / "explore.py", "--objective", str(objective))

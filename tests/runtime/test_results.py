@@ -183,3 +183,14 @@ def test_atomic_save_requires_the_writer_to_write(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_save(tmp_path / "x.bin", lambda tmp: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_supersede_appends_a_newer_record_and_latest_returns_it(tmp_path):
+    log = ResultsLog(tmp_path / "r.jsonl", id_key="key")
+    assert log.append({"key": "a", "v": 1})
+    assert not log.append({"key": "a", "v": 2})  # duplicates are refused by default
+    assert log.append({"key": "a", "v": 3}, supersede=True)
+    log.append({"key": "b", "v": 4})
+    reread = ResultsLog(tmp_path / "r.jsonl", id_key="key")
+    assert [r["v"] for r in reread.load()] == [1, 3, 4]  # nothing lost
+    assert {k: r["v"] for k, r in reread.latest().items()} == {"a": 3, "b": 4}

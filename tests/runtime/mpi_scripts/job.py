@@ -35,7 +35,16 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--threaded", choices=["auto", "yes", "no"], default="auto")
     parser.add_argument("--root-works", choices=["yes", "no"], default="yes")
+    parser.add_argument("--package", type=Path)
+    parser.add_argument("--devices", default="auto")
     args = parser.parse_args()
+    if args.scenario == "no-mpi4py":
+        # mpi4py missing (e.g. cocotune installed without the [mpi] extra): the generated
+        # scripts' entry point must say how to install it and exit, on every rank.
+        sys.modules["mpi4py"] = None  # makes `import mpi4py` raise ImportError
+        from cocotune.runtime.options import run_main
+
+        sys.exit(run_main(lambda package_dir, argv: 0, args.out, []))
     threaded = {"auto": None, "yes": True, "no": False}[args.threaded]
     root_works = args.root_works == "yes"
 
@@ -46,6 +55,14 @@ def main() -> None:
     cpu0 = time.process_time()
     wall0 = time.monotonic()
     kwargs = dict(comm=comm, threaded=threaded, root_works=root_works)
+    met = args.out / "task0-met"
+    started = args.out / "task1-started"
+
+    def wait_for(path: Path) -> None:
+        """Order events between the ranks through files (they share this machine)."""
+        end = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < end:
+            time.sleep(0.01)
 
     if args.scenario == "all":
         # 20 tasks of 50 ms: every task exactly once, both ranks busy. Twice, to check that
@@ -58,7 +75,7 @@ def main() -> None:
         run = run_tasks(list(range(20)), work, on_result=lambda t, r: seen.append(t), **kwargs)
         token = comm.bcast("token-from-root" if comm.is_root else None)
         comm.barrier()
-        run2 = run_tasks(list(range(100, 104)), work, **kwargs)
+        run2 = run_tasks(list(range(100, 104)), work, progress="second call", **kwargs)
         record.update(token=token, second=run2.results)
 
     elif args.scenario == "early":
@@ -94,6 +111,81 @@ def main() -> None:
             stop_when=lambda t, r: True,
             **kwargs,
         )
+
+    elif args.scenario == "late-result":
+        # Issue 16 bug 4, scripted: task 0 meets the objective while task 1 runs on the other
+        # rank; task 1 finishes after rank 0 has cancelled it, without polling should_abort()
+        # (say it was saving its model). Its finished result must still reach on_result.
+        # Task 2 polls and is told to stop: its result is discarded. Files order the events.
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)  # both tasks run at the same time
+                return {"task": 0, "meets": True}
+            if task == 1:
+                started.write_text("")
+                wait_for(met)
+                time.sleep(0.3)  # rank 0 has cancelled task 1 by now
+                return {"task": 1, "meets": True}
+            return {"task": task, "meets": True}
+
+        def stop_when(task, result):
+            if task == 0:
+                met.write_text("")
+            return result["meets"]
+
+        run = run_tasks(
+            [0, 1, 2, 3],
+            work,
+            on_result=lambda t, r: seen.append(t),
+            stop_when=stop_when,
+            **kwargs,
+        )
+
+    elif args.scenario == "told-then-returns":
+        # A task told to stop that returns (instead of raising TaskAborted) is unfinished: its
+        # value is discarded and on_result is not called for it.
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)
+                time.sleep(0.2)
+                return {"task": 0}
+            started.write_text("")
+            end = time.monotonic() + 30
+            while time.monotonic() < end and not ctx.should_abort():
+                time.sleep(0.01)
+            return {"task": task, "partial": True}
+
+        run = run_tasks(
+            [0, 1],
+            work,
+            on_result=lambda t, r: seen.append(t),
+            stop_when=lambda t, r: True,
+            **kwargs,
+        )
+
+    elif args.scenario == "fail-while-finishing":
+        # Task 0 fails while task 1 runs on the other rank; task 1 finishes anyway (it does not
+        # poll should_abort): the run fails, but task 1's finished result still reaches
+        # on_result (it may be on disk already).
+        from cocotune.runtime.mpi import DistributedError
+
+        def work(task, ctx):
+            ran.append(ctx.index)
+            if task == 0:
+                wait_for(started)
+                raise ValueError("boom in task 0")
+            started.write_text("")
+            time.sleep(1.0)
+            return {"task": task}
+
+        try:
+            run_tasks([0, 1, 2], work, on_result=lambda t, r: seen.append(t), **kwargs)
+        except DistributedError as exc:
+            record.update(error=str(exc).splitlines()[0], seen=seen)
+        (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+        return
 
     elif args.scenario == "fail":
         # The first task rank 1 runs raises; the others poll should_abort().
@@ -168,6 +260,38 @@ def main() -> None:
         if comm.rank == 1:
             time.sleep(1.0)
         run = run_tasks(list(range(3)), lambda t, ctx: ran.append(ctx.index) or t, **kwargs)
+
+    elif args.scenario == "node":
+        # Which node each rank is on, as the MPI library sees it (hosts given to mpirun).
+        host, local_rank, local_size = comm.node()
+        record.update(host=host, local_rank=local_rank, local_size=local_size)
+        run = run_tasks(list(range(6)), lambda t, ctx: t * t, **kwargs)
+
+    elif args.scenario == "devices":
+        # Thread sizing and device choice per rank; rank 0 prints the mapping.
+        from cocotune.runtime.devices import DeviceError
+        from cocotune.runtime.mpi import configure_threads
+
+        try:
+            config = configure_threads(comm, devices=args.devices)
+        except DeviceError as exc:
+            record.update(error=exc.message)
+            (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+            sys.exit(2)
+        record.update(device=config.device, intra=config.intra_op, ranks=config.ranks)
+        run = run_tasks([0, 1], lambda t, ctx: t, **kwargs)
+
+    elif args.scenario == "shared":
+        # Every rank must see rank 0's package and runs/ before any work (several nodes).
+        from cocotune.runtime.mpi import SharedPathError, check_shared_package
+
+        try:
+            check_shared_package(comm, args.package)
+        except SharedPathError as exc:
+            record.update(error=exc.render())
+            (args.out / f"rank{comm.rank}.json").write_text(json.dumps(record))
+            sys.exit(2)
+        run = run_tasks([0, 1], lambda t, ctx: t, **kwargs)
 
     else:
         sys.exit(f"unknown scenario {args.scenario}")
