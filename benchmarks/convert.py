@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     import keras
     import tensorflow as tf
 
-    from cocotune.convert.command import import_generated
+    from cocotune.files import import_generated
 
     with tempfile.TemporaryDirectory() as tmp:
         t152 = timed_convert(r152, Path(tmp) / "r152") if r152.exists() else None

@@ -16,7 +16,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from cocotune import _keras_registration  # noqa: E402 - after the environment is set
+from cocotune import _keras_registration
 
 _keras_registration.install()
 

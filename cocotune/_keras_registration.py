@@ -36,7 +36,7 @@ def register_keras_objects() -> None:
     for name in REGISTERING_MODULES:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - see the docstring
+        except Exception as exc:
             warnings.warn(
                 f"cocotune could not register its Keras classes from {name} ({exc}); "
                 "saved models using them will not load",

@@ -19,10 +19,6 @@ from cocotune.errors import CocotuneError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 
-# The old name, for the command modules that still import it from here (convert/command.py,
-# gen/package.py, tuning/commands.py): the new home is cocotune.cli_support.add_net_options.
-_add_net_options = add_net_options
-
 
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage already; keep its message but make it ours."""

@@ -45,6 +45,20 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows; else set and restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(path: str | os.PathLike[str], writer_fn: Callable[[Path], Any]) -> Path:
     """Write ``path`` through ``writer_fn(temp_path)`` and rename it into place.
 

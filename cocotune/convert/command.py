@@ -7,62 +7,13 @@ unsupported layer at once) and the weights. The files then appear atomically (te
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from cocotune.errors import CocotuneError
-
-
-def current_umask() -> int:
-    """The process umask (read without changing it where /proc allows; else set and restore)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file + rename, with the mode a plain ``open``
-    would give (0666 minus the umask, typically 0644): ``mkstemp`` creates its file 0600,
-    which would leave generated packages unreadable to the rest of a team."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def import_generated(path: Path):
-    """Import a generated model.py as a fresh module (exactly what a user's import gets)."""
-    name = f"cocotune_generated_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def save_weights_atomic(model, path: Path) -> None:
-    """Keras insists on the ``.weights.h5`` suffix, so the temp file keeps it too."""
-    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp.weights.h5")
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
+from cocotune.files import import_generated, save_weights_atomic, write_text_atomic
 
 
 def convert(
@@ -265,9 +216,9 @@ def register(subparsers) -> None:
         "--weights also out/full.weights.h5. Nothing is written if any layer cannot be "
         "converted exactly.",
     )
-    from cocotune.cli import _add_net_options
+    from cocotune.cli_support import add_net_options
 
-    _add_net_options(p)
+    add_net_options(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the net's trained weights")
     p.add_argument("--verify", action="store_true",

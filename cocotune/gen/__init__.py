@@ -1,1 +1,1 @@
-"""``cocotune gen``: the generated package (DESIGN §6)."""
+"""``cocotune gen``: the generated package (docs/design.md §6)."""

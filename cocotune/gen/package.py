@@ -122,7 +122,7 @@ def generate_package(
     if out.exists() and not out.is_dir():
         raise CocotuneError(f"output '{out}' exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    from cocotune.convert.command import write_text_atomic
+    from cocotune.files import write_text_atomic
 
     write_text_atomic(out / "net.prototxt", net.source.text)
     write_text_atomic(out / "model.py", source)
@@ -150,8 +150,8 @@ def generate_package(
     })  # fmt: skip
     write_text_atomic(out / "README.md", readme)
     if caffe_weights is not None:
-        from cocotune.convert.command import import_generated, save_weights_atomic
         from cocotune.convert.weights import caffe_to_keras, set_weights
+        from cocotune.files import import_generated, save_weights_atomic
 
         model = import_generated(out / "model.py").build_model("full")
         set_weights(model, caffe_to_keras(net_plan, caffe_weights))
@@ -188,7 +188,7 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    from cocotune.cli import _add_net_options
+    from cocotune.cli_support import add_net_options
     from cocotune.tuning.blocks import MODES
 
     p = subparsers.add_parser(
@@ -198,7 +198,7 @@ def register(subparsers) -> None:
         "blocks (Sequitur) and write a Python package: model.py (full/finetune/pretrain), "
         "tuning.json, train.py, pretrain.py, explore.py, README.md (docs/design.md §6).",
     )
-    _add_net_options(p)
+    add_net_options(p)
     p.add_argument("subspace", help="the promising subspace (text or .json, docs/design.md §4)")
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the full model's trained weights")

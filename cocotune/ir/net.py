@@ -85,7 +85,7 @@ class Layer:
 
 @dataclass
 class Module:
-    """A group of consecutive layers that is pruned with one rate (DESIGN.md §2)."""
+    """A group of consecutive layers that is pruned with one rate (docs/design.md §2)."""
 
     name: str
     position: Position

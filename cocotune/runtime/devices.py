@@ -20,8 +20,9 @@ depends on GPU APIs.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from cocotune.errors import CocotuneError
 
@@ -148,7 +149,8 @@ def apply_device(choice: DeviceChoice, tf_config: Any = None) -> bool:
     except RuntimeError as exc:  # devices were initialised already
         warnings.warn(
             f"the device choice ({choice}) came after TensorFlow initialised its devices ({exc}); "
-            "TensorFlow keeps its default placement"
+            "TensorFlow keeps its default placement",
+            stacklevel=2,
         )
         return False
     return True

@@ -65,7 +65,7 @@ class Package:
 
     @cached_property
     def model_module(self):
-        from cocotune.convert.command import import_generated
+        from cocotune.files import import_generated
 
         return import_generated(self.dir / "model.py")
 

@@ -20,7 +20,7 @@ from cocotune.runtime.options import base_parser, load_data, run_main, settings_
 def _train(package_dir: Path, argv: list[str]) -> int:
     import keras
 
-    from cocotune.convert.command import save_weights_atomic
+    from cocotune.files import save_weights_atomic
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.mpi import get_comm, progress_bar
     from cocotune.runtime.package import Package

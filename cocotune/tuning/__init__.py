@@ -1,4 +1,4 @@
-"""CoCo-Tune: composability-based fast pruning (DESIGN.md §4-§5).
+"""CoCo-Tune: composability-based fast pruning (docs/design.md §4-§5).
 
 ``subspace`` reads and samples the promising subspace of pruned configurations; ``sequitur``
 builds a hierarchical grammar over them in linear time; ``blocks`` turns that grammar into the

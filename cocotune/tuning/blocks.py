@@ -1,4 +1,4 @@
-"""Tuning blocks (DESIGN.md §5): the runs of pruned modules worth pre-training once and reusing.
+"""Tuning blocks (docs/design.md §5): the runs of pruned modules worth pre-training once and reusing.
 
 CoCo-Tune pre-trains a pruned module (or a run of consecutive ones) once and assembles every
 configuration of the subspace from those pre-trained pieces. The best pieces are the runs that
@@ -147,7 +147,7 @@ class TuningBlocks:
         }
 
     def to_json(self) -> dict:
-        """The ``cocotune blocks --json`` document (DESIGN §5)."""
+        """The ``cocotune blocks --json`` document (docs/design.md §5)."""
         return {
             "grammar": self.grammar_json(),
             "blocks": [b.to_json() for b in self.blocks],

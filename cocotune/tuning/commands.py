@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from cocotune.cli import _add_net_options, load_net_from_args
+from cocotune.cli_support import add_net_options, load_net_from_args
 from cocotune.errors import SubspaceError
 from cocotune.ir.net import Net
 from cocotune.tuning.blocks import MODES, TuningBlocks, format_rate, select_blocks
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
         "that their parameter counts spread evenly between the smallest and the largest "
         "(docs/design.md §4). Modules without a prunable layer stay at rate 0.",
     )
-    _add_net_options(p)
+    add_net_options(p)
     p.add_argument("-n", type=_count_arg, default=64, metavar="N",
                    help="number of configurations (default 64; all if fewer exist)")  # fmt: skip
     p.add_argument("--rates", type=_rates_arg, default=[0.3, 0.5, 0.7], metavar="R,R,...",
@@ -74,7 +74,7 @@ def register(subparsers) -> None:
         "pre-train, and print them with their frequencies and pruned parameter counts, plus "
         "the composite vector (blocks) of every configuration (docs/design.md §5).",
     )
-    _add_net_options(b)
+    add_net_options(b)
     b.add_argument("subspace", help="subspace file (text or .json)")
     b.add_argument("--json", action="store_true", help="print JSON (grammar, blocks, composite)")
     b.add_argument("--blocks", choices=MODES, default="sequitur", dest="mode",

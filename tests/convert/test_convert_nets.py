@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cocotune.caffemodel import random_weights, write_caffemodel
-from cocotune.convert.command import convert, import_generated, verify
+from cocotune.convert.command import convert, verify
+from cocotune.files import import_generated
 from cocotune.frontend.load import load_net
 from tests.conftest import EXAMPLES, corpus_file
 from tests.reference import caffe_layers as ref

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from cocotune.caffemodel import random_weights
-from cocotune.convert.command import import_generated
 from cocotune.convert.plan import plan_net
+from cocotune.files import import_generated
 from cocotune.frontend.load import load_net
 from cocotune.gen.package import generate_package
 from cocotune.runtime.assemble import (

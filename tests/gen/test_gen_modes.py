@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from cocotune.convert.command import current_umask, write_text_atomic
+from cocotune.files import current_umask, write_text_atomic
 from tests.conftest import EXAMPLES
 
 

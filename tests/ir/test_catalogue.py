@@ -114,7 +114,7 @@ def test_the_old_tables_are_views_of_the_catalogue():
         shapes.KNOWN_UNSUPPORTED["Convolution"]
 
 
-def HANDLED_IN_ORDER() -> list[str]:  # noqa: N802 - reads like the constant it mirrors
+def HANDLED_IN_ORDER() -> list[str]:
     return [name for name, entry in CATALOGUE.items() if entry.shape is not None]
 
 

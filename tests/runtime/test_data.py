@@ -8,10 +8,10 @@ from PIL import Image
 
 from cocotune.errors import CocotuneError
 from cocotune.runtime.data import (
+    ResizedImages,
     load_dataset,
     load_digits_split,
     make_digits_hard,
-    ResizedImages,
     make_tf_dataset,
     split_for_ranks,
 )
