@@ -70,9 +70,12 @@ proto-check: $(STAMP)
 
 fmt: $(STAMP)
 	$(PY) -m black cocotune tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix cocotune tests benchmarks scripts
 
+# CI runs this before the tests (.ci/run): formatting and ruff's checks (pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m black --check cocotune tests benchmarks scripts
+	$(VENV)/bin/ruff check cocotune tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-out

@@ -9,7 +9,6 @@ Usage: python benchmarks/convert.py [--batch 8] [--repeat 10] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -17,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cocotune.runtime.results import atomic_write_json
-
 import numpy as np
+
+from cocotune.runtime.results import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

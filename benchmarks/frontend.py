@@ -7,18 +7,15 @@ Usage: python benchmarks/frontend.py [--layers 10000] [--repeat 3] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-from cocotune.runtime.results import atomic_write_json
-
-from cocotune.frontend.load import parse_net_text, read_source
-from cocotune.frontend.load import check_supported
+from cocotune.frontend.load import check_supported, parse_net_text, read_source
 from cocotune.ir.net import build_net
 from cocotune.ir.shapes import infer_shapes
+from cocotune.runtime.results import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

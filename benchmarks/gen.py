@@ -8,7 +8,6 @@ Usage: python benchmarks/gen.py [--configs 500] [--out DIR]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile

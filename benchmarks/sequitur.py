@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cocotune.tuning.blocks import Separator, Symbol, select_blocks  # noqa: E402
-from cocotune.tuning.sequitur import build_grammar  # noqa: E402
+from cocotune.tuning.blocks import Separator, Symbol, select_blocks
+from cocotune.tuning.sequitur import build_grammar
 
 MODULES = [f"res{i}" for i in range(50)]
 RATES = (0.0, 0.3, 0.5, 0.7)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         seq = symbol_sequence(n, rng)
         repeat = 1 if n >= 10**6 else args.repeat
-        seconds, grammar = best_of(repeat, lambda: build_grammar(seq))
+        seconds, grammar = best_of(repeat, lambda seq=seq: build_grammar(seq))
         ratio = seconds / previous[1] if previous else None
         scale = n / previous[0] if previous else None
         previous = (n, seconds)

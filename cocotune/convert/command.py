@@ -54,8 +54,8 @@ def convert(
 
 
 def _readme(net, net_plan, prototxt, weights_path) -> str:
-    from cocotune.convert.render import render
     from cocotune import __version__
+    from cocotune.convert.render import render
 
     return render(
         "keras/README.md.j2",

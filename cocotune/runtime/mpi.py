@@ -91,9 +91,10 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from cocotune.errors import CocotuneError
 
@@ -368,7 +369,8 @@ def get_comm(abort_on_exception: bool = True) -> Comm:
         if size is None:
             warnings.warn(
                 f"MPI launcher variables found but mpi4py is unavailable ({exc}); "
-                "running as a single process"
+                "running as a single process",
+                stacklevel=2,
             )
             _COMM = LocalComm()
             return _COMM
@@ -543,7 +545,8 @@ def _set_threads(tf: Any, cores: int, ranks: int, intra: int, inter: int) -> Thr
         )
         warnings.warn(
             f"configure_threads() was called after TensorFlow started ({exc}); keeping "
-            f"intra_op={current.intra_op}, inter_op={current.inter_op} (0 = TensorFlow's default)"
+            f"intra_op={current.intra_op}, inter_op={current.inter_op} (0 = TensorFlow's default)",
+            stacklevel=2,
         )
         return current
     return ThreadConfig(cores, ranks, intra, inter)
@@ -772,7 +775,7 @@ class LineProgress:
             yield item
             self.update(1)
 
-    def __enter__(self) -> "LineProgress":
+    def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -98,7 +98,9 @@ def parse_objective(path: str | Path) -> Objective:
         try:
             number_value = float(value)
         except ValueError:
-            raise CocotuneError(f"{value!r} is not a number", Position(shown, number, 1), raw)
+            raise CocotuneError(
+                f"{value!r} is not a number", Position(shown, number, 1), raw
+            ) from None
         if what == "Accuracy" and op in (">=", ">"):
             fields["min_accuracy"] = number_value
         elif what == "ModelSize" and op in ("<=", "<"):

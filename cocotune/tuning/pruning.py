@@ -1,4 +1,4 @@
-"""Which filters of a module can go, and what the pruned network costs (DESIGN.md §3).
+"""Which filters of a module can go, and what the pruned network costs (docs/design.md §3).
 
 A Convolution or InnerProduct inside a module is *prunable* when the channels it produces,
 followed through channel-wise layers (BatchNorm, Scale, ReLU, Pooling, depthwise convolution,
@@ -324,7 +324,7 @@ class PruningAnalysis:
 
 
 def analyze_pruning(net: Net) -> PruningAnalysis:
-    """Find every module's prunable layers (DESIGN §3) and remember why the others are exits."""
+    """Find every module's prunable layers (docs/design.md §3) and remember why the others are exits."""
     regions: dict[str, Region] = {}
     exits: dict[str, str] = {}
     for layer in net.layers:
