@@ -16,6 +16,14 @@ the CoCoPIE papers; ``'prune'`` treats it like the others and ``'skip'`` leaves 
 
 Then ``W = Proj_S(W)`` gives the masks, and masked retraining (gradients masked, weights
 re-masked after every step) recovers accuracy while pruned weights stay exactly zero.
+
+BatchNorm: training steps normalise with batch statistics, while evaluation (and the converted
+TFLite model, where the converter folds BatchNorm into the convolution) uses the moving
+averages. With a high momentum (a Caffe BatchNorm converts with 0.999) those averages still
+describe the weights of hundreds of steps ago after ADMM has moved them, and the hard
+projection changes every layer's output statistics at once; so after the projection and after
+retraining, :func:`recalibrate_batchnorm` sets every BatchNorm's moving mean and variance to the
+exact statistics of its input over the training set, layer by layer in graph order.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ import numpy as np
 
 from cocotune.cocogen.patterns import PatternLibrary, project_layer, select_library
 
-__all__ = ["ADMMConfig", "PruneReport", "prunable_layers", "constraint_distance", "admm_prune"]
+__all__ = [
+    "ADMMConfig",
+    "PruneReport",
+    "prunable_layers",
+    "constraint_distance",
+    "admm_prune",
+    "recalibrate_batchnorm",
+]
 
 
 @dataclass
@@ -61,6 +76,7 @@ class PruneReport:
     distance_history: list[float] = field(default_factory=list)
     kept: dict = field(default_factory=dict)  # layer -> (kept nonzeros, total)
     masks: dict = field(default_factory=dict)
+    batchnorm_recalibrated: list = field(default_factory=list)  # BatchNorm layer names
 
     @property
     def compression(self) -> float:
@@ -82,6 +98,7 @@ class PruneReport:
                 "per_admm_iteration": self.distance_history,
             },
             "compression_rate": self.compression,
+            "batchnorm_recalibrated": self.batchnorm_recalibrated,
             "per_layer": {
                 n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
                 for n, (k, t) in self.kept.items()
@@ -115,10 +132,58 @@ def constraint_distance(kernels: list[np.ndarray], library: PatternLibrary, rate
     return (num / max(den, 1e-30)) ** 0.5
 
 
+def _output_layer(model):
+    """The layer producing the model's (first) output."""
+    try:
+        return model.outputs[0]._keras_history[0]
+    except (AttributeError, IndexError, TypeError):
+        return model.layers[-1]
+
+
 def _from_logits(model) -> bool:
+    """False when the model ends in a softmax: a Softmax layer (a Caffe Softmax converts to one)
+    or a layer with a softmax activation."""
     from cocotune.cocogen.model import keras_activation
 
-    return keras_activation(model.layers[-1]) != "softmax"
+    last = _output_layer(model)
+    return type(last).__name__ != "Softmax" and keras_activation(last) != "softmax"
+
+
+def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 256) -> list[str]:
+    """Set every BatchNormalization's moving mean / variance to its input's statistics over
+    ``x`` (population variance), in graph order, so that each layer sees the recalibrated
+    statistics of the layers before it. Returns the names of the layers set."""
+    import warnings
+
+    import keras
+
+    done = []
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        try:
+            sub = keras.Model(model.inputs, layer.input)
+        except (ValueError, AttributeError, TypeError):
+            continue  # e.g. a BatchNorm inside a nested model: left as trained
+        axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+        s1 = s2 = None
+        n = 0
+        for i in range(0, len(x), batch_size):
+            with warnings.catch_warnings():  # a dict-input model called with one array
+                warnings.simplefilter("ignore", UserWarning)
+                a = np.asarray(sub(x[i : i + batch_size], training=False), np.float64)
+            a = np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
+            s1 = a.sum(0) if s1 is None else s1 + a.sum(0)
+            s2 = (a * a).sum(0) if s2 is None else s2 + (a * a).sum(0)
+            n += len(a)
+        if not n:
+            continue
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean**2, 0.0)
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(var.astype(np.float32))
+        done.append(layer.name)
+    return done
 
 
 def evaluate(model, x, y, batch_size: int = 256) -> float:
@@ -208,6 +273,9 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         pr = proj(i, np.asarray(w))
         w.assign(pr.kernel)
         masks[layer.name] = pr.mask
+    recal = recalibrate_batchnorm(model, xtr)
+    if recal:
+        log(f"BatchNorm statistics re-estimated on the training set: {len(recal)} layer(s)")
     acc1 = evaluate(model, xte, yte)
     log(f"accuracy after ADMM + hard pruning: {acc1:.4f}")
 
@@ -229,6 +297,7 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
     for ep in range(cfg.retrain_epochs):
         for xb, yb in batches():
             masked_step(xb, yb)
+        recalibrate_batchnorm(model, xtr)
         log(
             f"masked retraining epoch {ep + 1}/{cfg.retrain_epochs}: accuracy {evaluate(model, xte, yte):.4f}"
         )
@@ -237,4 +306,6 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         l.name: (int(np.count_nonzero(np.asarray(l.kernel))), int(np.asarray(l.kernel).size))
         for l in layers
     }
-    return PruneReport(lib, [l.name for l in layers], acc0, acc1, acc2, d0, hist, kept, masks)
+    return PruneReport(
+        lib, [l.name for l in layers], acc0, acc1, acc2, d0, hist, kept, masks, recal
+    )
