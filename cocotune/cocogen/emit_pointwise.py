@@ -8,7 +8,8 @@ group's outputs.
 
 Hot loop (``codegen_templates/c/pointwise_gemm.c.j2``): a tile of ``mr`` output pixels × one
 group of ``G`` filters (``G/8`` vectors) keeps ``mr·G/8`` accumulators per accumulator set in
-registers; per kept block it loads the channel index once, the ``G`` weights as aligned vectors,
+registers (16-float vectors with AVX-512 and ``G`` a multiple of 16: full-width FMAs on cores with
+512-bit data paths such as Zen 5, 8-float vectors otherwise); per kept block it loads the channel index once, the ``G`` weights as aligned vectors,
 and one broadcast input value per pixel (the GEMM micro-kernel step of XNNPACK with the K loop
 indirected through the index). Stride 2 only changes the pixel → input-row address. ``acc``
 accumulator sets (blocks ``k``, ``k+1``, … go to different sets) hide the FMA latency when the
@@ -86,6 +87,11 @@ class PointwiseSpec:
             raise ValueError(f"bad tile {t} (pb must be a multiple of mr)")
 
     @property
+    def vw(self) -> int:
+        """Floats per vector: 16 (zmm) with AVX-512 when the group is a multiple of 16, else 8."""
+        return 16 if self.isa == "avx512" and self.group % 16 == 0 else VW
+
+    @property
     def ho(self) -> int:
         return -(-self.h // self.stride)
 
@@ -138,7 +144,7 @@ def _max_mr(spec: PointwiseSpec) -> int:
     """Largest pixel tile whose accumulators fit the vector registers (32 with AVX-512VL,
     16 otherwise), leaving room for the weight vectors and a broadcast."""
     regs = 32 if spec.isa == "avx512" else 16
-    nv = spec.group // VW
+    nv = spec.group // spec.vw
     return max(1, (regs - nv - 2) // nv)
 
 
@@ -148,16 +154,20 @@ def candidate_tiles(spec: PointwiseSpec, limit: int = 6) -> list[PointwiseTile]:
     if np_ == 1:
         return [PointwiseTile(1, a, 0) for a in (4, 2, 8, 1)][:limit]
     top = _max_mr(spec)
-    mrs = [m for m in (8, 6, 4, 12) if m <= min(top, max(np_, 1))] or [1]
+    if spec.group // spec.vw == 1:  # one vector per block: a second accumulator set per pixel
+        prefs = [(8, 1), (8, 2), (6, 2), (12, 1), (4, 2), (16, 1)]
+    else:
+        prefs = [(8, 1), (6, 1), (4, 1), (12, 1), (4, 2)]
+    prefs = [(m, a) for m, a in prefs if m * a * (spec.group // spec.vw) <= top and m <= np_]
     out = []
-    for mr in mrs:
-        out.append(PointwiseTile(mr, 1, 0))
+    for mr, acc in prefs or [(min(top, np_), 1)]:
+        out.append(PointwiseTile(mr, acc, 0))
+        if acc > 1:
+            continue
         # a pixel block whose input rows (pb * Cin floats) fit ~256 KiB of L2
         pb = (65536 // spec.cin) // mr * mr
         if mr <= pb < np_:
             out.append(PointwiseTile(mr, 1, pb))
-    if np_ < 4 * top:
-        out.append(PointwiseTile(min(4, np_), 2, 0))
     seen, uniq = set(), []
     for t in out:
         if t not in seen:
@@ -182,7 +192,8 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
     tiles = []
     for cols in sorted({spec.group, last_cols}, reverse=True):
         for m in [mr] + ([mr_tail] if mr_tail else []):
-            tiles.append({"mr": m, "cols": cols, "nv": -(-cols // VW)})
+            tiles.append({"mr": m, "cols": cols, "nv": -(-cols // spec.vw)})
+    v16 = spec.vw == 16
     return {
         "name": spec.name,
         "fc": spec.fc,
@@ -195,7 +206,13 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
         "stride": spec.stride,
         "relu": spec.relu,
         "group": spec.group,
-        "nv": spec.group // VW,
+        "nv": spec.group // spec.vw,
+        "vw": spec.vw,
+        "vt": "cg_v16f" if v16 else "cg_v8f",
+        "load": "CG_LOAD16" if v16 else "CG_LOAD",
+        "bcast": "cg_bcast16" if v16 else "cg_bcast",
+        "relu_fn": "cg_relu16" if v16 else "cg_relu",
+        "store": "cg_store16" if v16 else "cg_store",
         "ng": ng,
         "last_cols": last_cols,
         "mr": mr,
