@@ -44,6 +44,7 @@ __all__ = [
     "project_pointwise",
     "blocks_of",
     "is_pointwise_kernel",
+    "infer_blocks",
 ]
 
 
@@ -139,3 +140,24 @@ def project_pointwise(
         kept=kept,
         group=group,
     )
+
+
+def infer_blocks(
+    kernel: np.ndarray, group: int = GROUP, max_density: float = 0.5
+) -> tuple[np.ndarray | None, str]:
+    """Whether a trained kernel is block-pruned enough for a generated kernel, read from its
+    zeros: ``(kept blocks, "")`` or ``(None, reason)``. Above ``max_density`` kept blocks the
+    dense runtime is faster (our kernel reaches roughly TFLite's dense efficiency times the kept
+    fraction, see ``benchmarks/results/cocogen_pointwise.json``)."""
+    if not is_pointwise_kernel(kernel):
+        return None, f"not a Dense or 1x1 kernel (shape {np.shape(kernel)})"
+    kept = blocks_of(kernel, group)
+    if not kept.any():
+        return None, "every weight is zero"
+    d = float(kept.mean())
+    if d > max_density:
+        return None, (
+            f"{d:.0%} of its (input channel x {group} filters) blocks are non-zero, more than "
+            f"{max_density:.0%}: not block-pruned"
+        )
+    return kept, ""

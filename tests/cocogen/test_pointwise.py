@@ -107,3 +107,16 @@ def test_read_pwb_errors(tmp_path):
     p.write_bytes(p.read_bytes()[:-5])
     with pytest.raises(CocogenError, match="truncated"):
         read_pwb(p)
+
+
+def test_infer_blocks_reads_the_structure_from_zeros():
+    from cocotune.cocogen.pointwise import infer_blocks
+
+    k = _kernel((1, 1, 32, 48), 7)
+    p = project_pointwise(k, 3.6)
+    kept, why = infer_blocks(p.kernel)
+    assert why == "" and np.array_equal(kept, p.kept)
+    kept, why = infer_blocks(k)
+    assert kept is None and "100% of its" in why
+    assert infer_blocks(np.zeros((4, 16)))[1] == "every weight is zero"
+    assert "not a Dense" in infer_blocks(np.zeros((3, 3, 2, 2)))[1]
