@@ -11,7 +11,9 @@ group of ``G`` filters (``G/8`` vectors) keeps ``mr·G/8`` accumulators per accu
 registers (16-float vectors with AVX-512 and ``G`` a multiple of 16: full-width FMAs on cores with
 512-bit data paths such as Zen 5, 8-float vectors otherwise); per kept block it loads the channel index once, the ``G`` weights as aligned vectors,
 and one broadcast input value per pixel (the GEMM micro-kernel step of XNNPACK with the K loop
-indirected through the index). Stride 2 only changes the pixel → input-row address. ``acc``
+indirected through the index), addressed from one base pointer with constant offsets (a pointer
+per pixel would spill registers beyond 8 pixels). Stride 2 first gathers the used input pixels
+into the workspace (in parallel), then runs the stride-1 code on it. ``acc``
 accumulator sets (blocks ``k``, ``k+1``, … go to different sets) hide the FMA latency when the
 tile is small (a fully connected layer at batch 1 is one pixel). Pixels are processed in blocks
 of ``pb`` (``pb`` = all pixels: each group's weights stay in L1 while all pixels stream through;
@@ -104,6 +106,12 @@ class PointwiseSpec:
         return self.ho * self.wo
 
     @property
+    def workspace_floats(self) -> int:
+        """Stride 2: the kernel first gathers the used input pixels into the workspace (a
+        quarter of the input), so every tile reads consecutive rows at constant offsets."""
+        return self.n_pixels * self.cin if self.stride == 2 else 0
+
+    @property
     def n_groups(self) -> int:
         return n_groups(self.cout, self.group)
 
@@ -154,20 +162,18 @@ def candidate_tiles(spec: PointwiseSpec, limit: int = 6) -> list[PointwiseTile]:
     if np_ == 1:
         return [PointwiseTile(1, a, 0) for a in (4, 2, 8, 1)][:limit]
     top = _max_mr(spec)
-    if spec.group // spec.vw == 1:  # one vector per block: a second accumulator set per pixel
-        prefs = [(8, 1), (8, 2), (6, 2), (12, 1), (4, 2), (16, 1)]
+    nv = spec.group // spec.vw
+    if nv == 1:  # one vector per block: more pixels, or a second accumulator set per pixel
+        shapes = [(12, 1), (8, 2), (16, 1), (8, 1)]
     else:
-        prefs = [(8, 1), (6, 1), (4, 1), (12, 1), (4, 2)]
-    prefs = [(m, a) for m, a in prefs if m * a * (spec.group // spec.vw) <= top and m <= np_]
-    out = []
-    for mr, acc in prefs or [(min(top, np_), 1)]:
-        out.append(PointwiseTile(mr, acc, 0))
-        if acc > 1:
-            continue
-        # a pixel block whose input rows (pb * Cin floats) fit ~256 KiB of L2
-        pb = (65536 // spec.cin) // mr * mr
-        if mr <= pb < np_:
-            out.append(PointwiseTile(mr, 1, pb))
+        shapes = [(8, 1), (6, 1), (4, 2), (4, 1)]
+    shapes = [(m, a) for m, a in shapes if m * a <= top and m <= np_]
+    shapes = shapes or [(min(top, np_), 1)]
+    # pixel tile outermost (pb = mr): the tile's input rows stay in L1 while every group's
+    # weights stream from L2 (XNNPACK's order); then group outermost (pb = all pixels): a
+    # group's weights stay in L1 while the pixels stream (better when the weights exceed L2)
+    out = [PointwiseTile(m, a, m if m < np_ else 0) for m, a in shapes]
+    out += [PointwiseTile(m, a, 0) for m, a in shapes[:2]]
     seen, uniq = set(), []
     for t in out:
         if t not in seen:
@@ -222,6 +228,7 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
         "np": np_,
         "n_pb": -(-np_ // pb),
         "tiles": tiles,
+        "workspace_floats": spec.workspace_floats,
     }
 
 

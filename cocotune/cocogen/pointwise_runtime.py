@@ -8,7 +8,7 @@ kernel table or the delegate)::
 
 ``w``/``idx``/``g``/``reorder`` are a :class:`~cocotune.cocogen.pointwise_storage.PWBLayer`'s
 weights, index, offset and reorder as float32 / int32 (``w`` 64-byte aligned); ``bias`` is
-padded to whole groups; ``ws`` is unused. Input and output are one NHWC image (batch 1).
+padded to whole groups; ``ws``: ``spec.workspace_floats`` floats (stride 2 only, else NULL). Input and output are one NHWC image (batch 1).
 """
 
 from __future__ import annotations
@@ -131,19 +131,22 @@ class PointwiseLibrary:
 
 class PointwiseKernel:
     """``k(x_hwc, nthreads=1, out=None) -> out_hwc`` for one image (HWC, or NHWC with N = 1;
-    a fully connected kernel also takes a ``(Cin,)`` or ``(1, Cin)`` vector)."""
+    a fully connected kernel also takes a ``(Cin,)`` or ``(1, Cin)`` vector).
+
+    Not re-entrant when the kernel has a workspace (stride 2): one call at a time per object."""
 
     def __init__(self, fn, spec: PointwiseSpec, data: PointwiseData) -> None:
         self.fn = fn
         self.spec = spec
         self.data = data
+        self.ws = aligned_empty(spec.workspace_floats) if spec.workspace_floats else None
         self._ptrs = [
             data.w.ctypes.data,
             data.idx.ctypes.data if data.idx.size else None,
             data.g.ctypes.data,
             data.reorder.ctypes.data,
             data.bias.ctypes.data,
-            None,
+            self.ws.ctypes.data if self.ws is not None else None,
         ]
 
     @property

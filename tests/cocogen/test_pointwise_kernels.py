@@ -108,3 +108,19 @@ def test_spec_validation_and_source():
         PointwiseSpec(8, 16, 4, 4, fc=True)
     src = render_pointwise(PointwiseSpec(8, 20, 5, 5, 2, relu=True, isa=isa_tag()))
     assert "cg_relu" in src and "#pragma omp parallel" in src and "Auto-generated" in src
+
+
+def test_portable_build_matches_reference(tmp_path):
+    """The 8-float vector path (what non-AVX-512 machines run) on a portable build."""
+    specs, cases = [], []
+    for name in ("odd_s2", "fc"):
+        v = next(v for v in VARIANTS if v[0].startswith(name + "-"))
+        _, spec, layer, x, ref = v
+        s = spec_for(layer, spec.h, spec.w, spec.stride, spec.relu, spec.fc, spec.index, False)
+        assert s.vw == 8
+        specs.append(s)
+        cases.append((layer, x, ref))
+    lib = build_pointwise(specs, tmp_path, native=False)
+    for s, (layer, x, ref) in zip(specs, cases):
+        got = lib.kernel(s, pointwise_data(s, layer))(x, 2)
+        assert float(np.abs(got - ref).max()) / max(float(np.abs(ref).max()), 1.0) < 1e-5
