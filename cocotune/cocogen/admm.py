@@ -149,35 +149,44 @@ def _from_logits(model) -> bool:
     return type(last).__name__ != "Softmax" and keras_activation(last) != "softmax"
 
 
-def recalibrate_batchnorm(model, x: np.ndarray, batch_size: int = 256) -> list[str]:
+def recalibrate_batchnorm(
+    model, x: np.ndarray, batch_size: int = 2048, max_samples: int = 4096
+) -> list[str]:
     """Set every BatchNormalization's moving mean / variance to its input's statistics over
-    ``x`` (population variance), in graph order, so that each layer sees the recalibrated
-    statistics of the layers before it. Returns the names of the layers set."""
+    ``x[:max_samples]`` (population variance), in graph order, so that each layer sees the
+    recalibrated statistics of the layers before it. Returns the names of the layers set.
+
+    One forward pass (a graph-compiled model whose outputs are every BatchNorm's input) per
+    BatchNorm, in chunks of ``batch_size``."""
     import warnings
 
     import keras
 
+    x = x[:max_samples]
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns or not len(x):
+        return []
+    try:  # one model whose outputs are every BatchNorm's input
+        probe = keras.Model(model.inputs, [l.input for l in bns])
+    except (ValueError, AttributeError, TypeError):
+        return []  # e.g. BatchNorm inside a nested model: left as trained
+    import tensorflow as tf
+
+    run = tf.function(lambda t: probe(t, training=False), reduce_retracing=True)
     done = []
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization):
-            continue
-        try:
-            sub = keras.Model(model.inputs, layer.input)
-        except (ValueError, AttributeError, TypeError):
-            continue  # e.g. a BatchNorm inside a nested model: left as trained
+    for j, layer in enumerate(bns):  # pass j sees layers < j already recalibrated: exact
         axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
-        s1 = s2 = None
+        s1 = s2 = 0.0
         n = 0
         for i in range(0, len(x), batch_size):
             with warnings.catch_warnings():  # a dict-input model called with one array
                 warnings.simplefilter("ignore", UserWarning)
-                a = np.asarray(sub(x[i : i + batch_size], training=False), np.float64)
+                outs = run(tf.constant(x[i : i + batch_size]))
+            a = np.asarray(outs[j] if isinstance(outs, (list, tuple)) else outs, np.float64)
             a = np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
-            s1 = a.sum(0) if s1 is None else s1 + a.sum(0)
-            s2 = (a * a).sum(0) if s2 is None else s2 + (a * a).sum(0)
+            s1 = s1 + a.sum(0)
+            s2 = s2 + (a * a).sum(0)
             n += len(a)
-        if not n:
-            continue
         mean = s1 / n
         var = np.maximum(s2 / n - mean**2, 0.0)
         layer.moving_mean.assign(mean.astype(np.float32))
