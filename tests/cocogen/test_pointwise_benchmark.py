@@ -19,6 +19,7 @@ LAYER_KEYS = {
     "pwb_bytes",
     "csr_bytes",
     "max_rel_error_vs_tflite",
+    "bound_fraction_conservative",
 }
 
 
