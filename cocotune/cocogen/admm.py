@@ -17,6 +17,12 @@ the CoCoPIE papers; ``'prune'`` treats it like the others and ``'skip'`` leaves 
 Then ``W = Proj_S(W)`` gives the masks, and masked retraining (gradients masked, weights
 re-masked after every step) recovers accuracy while pruned weights stay exactly zero.
 
+Pointwise layers (``pointwise > 1``): 1×1 Conv2D layers and every Dense layer except the
+last (the classifier) join the same ADMM loop with a magnitude constraint (at most ``round(n/rate)`` non-zero
+weights per layer; the projection keeps the largest magnitudes), so a network whose MACs are
+mostly 1×1 (a ResNet bottleneck) is compressed beyond its 3×3 layers. These layers stay with the
+stock runtime in ``compile`` (no generated kernel for them yet).
+
 BatchNorm: training steps normalise with batch statistics, while evaluation (and the converted
 TFLite model, where the converter folds BatchNorm into the convolution) uses the moving
 averages. With a high momentum (a Caffe BatchNorm converts with 0.999) those averages still
@@ -32,7 +38,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cocotune.cocogen.patterns import PatternLibrary, project_layer, select_library
+from cocotune.cocogen.patterns import (
+    PatternLibrary,
+    ProjectionResult,
+    project_layer,
+    select_library,
+)
 
 __all__ = [
     "ADMMConfig",
@@ -41,6 +52,8 @@ __all__ = [
     "constraint_distance",
     "admm_prune",
     "recalibrate_batchnorm",
+    "pointwise_layers",
+    "magnitude_projection",
 ]
 
 
@@ -59,6 +72,7 @@ class ADMMConfig:
     first_layer: str = (
         "pattern"  # 'prune' (patterns + connectivity) | 'pattern' (patterns only) | 'skip'
     )
+    pointwise: float = 1.0  # magnitude-pruning rate of 1x1 convs and hidden Dense layers; 1 = off
 
     def rate_for(self, index: int) -> float:
         """Connectivity rate of the ``index``-th prunable layer (the first may be spared)."""
@@ -77,6 +91,7 @@ class PruneReport:
     kept: dict = field(default_factory=dict)  # layer -> (kept nonzeros, total)
     masks: dict = field(default_factory=dict)
     batchnorm_recalibrated: list = field(default_factory=list)  # BatchNorm layer names
+    pointwise_kept: dict = field(default_factory=dict)  # 1x1 / Dense layer -> (nonzeros, total)
 
     @property
     def compression(self) -> float:
@@ -99,6 +114,10 @@ class PruneReport:
             },
             "compression_rate": self.compression,
             "batchnorm_recalibrated": self.batchnorm_recalibrated,
+            "pointwise": {
+                n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
+                for n, (k, t) in self.pointwise_kept.items()
+            },
             "per_layer": {
                 n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
                 for n, (k, t) in self.kept.items()
@@ -120,6 +139,35 @@ def prunable_layers(model) -> list:
             continue
         out.append(layer)
     return out
+
+
+def pointwise_layers(model) -> list:
+    """1×1 Conv2D layers and Dense layers except the last one (the classifier)."""
+    import keras
+
+    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D" and tuple(layer.kernel_size) == (1, 1):
+            out.append(layer)
+        elif isinstance(layer, keras.layers.Dense) and layer is not dense[-1]:
+            out.append(layer)
+    return out
+
+
+def magnitude_projection(w: np.ndarray, rate: float) -> ProjectionResult:
+    """Keep the ``max(1, round(n / rate))`` largest-magnitude entries of ``w`` (ties: lower
+    flat index first): the Euclidean projection onto "at most that many non-zeros"."""
+    from cocotune.cocogen.patterns import kept_kernel_count
+
+    flat = np.asarray(w).reshape(-1)
+    keep = kept_kernel_count(flat.size, rate)
+    order = np.lexsort((np.arange(flat.size), -np.abs(flat.astype(np.float64))))
+    mask = np.zeros(flat.size, dtype=bool)
+    mask[order[:keep]] = True
+    mask = mask.reshape(np.shape(w))
+    empty = np.zeros((0, 0), dtype=np.int64)
+    return ProjectionResult(np.where(mask, w, 0).astype(np.asarray(w).dtype), mask, empty, empty)
 
 
 def constraint_distance(kernels: list[np.ndarray], library: PatternLibrary, rate: float) -> float:
@@ -215,11 +263,19 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         raise CocogenError("the model has no 3x3 Conv2D layer to prune")
     keras.utils.set_random_seed(cfg.seed)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=_from_logits(model))
+    n3 = len(layers)
+    lib = select_library([np.asarray(l.kernel) for l in layers], cfg.patterns)
+    rates = [cfg.rate_for(i) for i in range(n3)]
+    if cfg.pointwise > 1:
+        pw = pointwise_layers(model)
+        layers = layers + pw
+        rates += [cfg.pointwise] * len(pw)
+        log(f"magnitude pruning at {cfg.pointwise}x: {', '.join(l.name for l in pw) or 'none'}")
     kvars = [layer.kernel for layer in layers]
-    lib = select_library([np.asarray(v) for v in kvars], cfg.patterns)
-    rates = [cfg.rate_for(i) for i in range(len(kvars))]
 
     def proj(i, w):
+        if i >= n3:
+            return magnitude_projection(w, rates[i])
         return project_layer(w, lib, rates[i])
 
     def distance():
@@ -315,6 +371,10 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         l.name: (int(np.count_nonzero(np.asarray(l.kernel))), int(np.asarray(l.kernel).size))
         for l in layers
     }
-    return PruneReport(
-        lib, [l.name for l in layers], acc0, acc1, acc2, d0, hist, kept, masks, recal
+    names = [l.name for l in layers]
+    rep = PruneReport(
+        lib, names[:n3], acc0, acc1, acc2, d0, hist, {n: kept[n] for n in names[:n3]}, masks
     )
+    rep.batchnorm_recalibrated = recal
+    rep.pointwise_kept = {n: kept[n] for n in names[n3:]}
+    return rep

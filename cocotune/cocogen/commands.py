@@ -99,6 +99,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         help="the first 3x3 conv: patterns only (default), patterns + connectivity, or left dense",
     )
     pr.add_argument(
+        "--pointwise",
+        type=_rate,
+        default=1.0,
+        help="also magnitude-prune 1x1 convolutions and hidden Dense layers, keeping 1/rate of "
+        "their weights (default 1: off)",
+    )
+    pr.add_argument(
         "--admm-epochs", type=int, default=8, help="ADMM iterations, one epoch each (default 8)"
     )
     pr.add_argument(
@@ -196,6 +203,7 @@ def cmd_prune(args) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         first_layer=args.first_layer,
+        pointwise=args.pointwise,
     )
     rep = admm_prune(model, data, cfg)
     out = Path(args.output)
@@ -212,6 +220,7 @@ def cmd_prune(args) -> int:
         connectivity=args.connectivity,
         data=args.data,
         first_layer=args.first_layer,
+        pointwise_rate=args.pointwise,
         interpretation="connectivity rate r keeps round(n/r) of each layer's n kernels",
     )
     (out / "pruning.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -223,6 +232,13 @@ def cmd_prune(args) -> int:
         f"compression of the pruned 3x3 convolutions: {rep.compression:.2f}x "
         f"({len(rep.layers)} layers, {args.patterns} patterns, connectivity {args.connectivity}x)"
     )
+    if rep.pointwise_kept:
+        nz = sum(k for k, _ in rep.pointwise_kept.values())
+        tot = sum(t for _, t in rep.pointwise_kept.values())
+        print(
+            f"compression of the 1x1 / hidden Dense layers: {tot / max(nz, 1):.2f}x "
+            f"({len(rep.pointwise_kept)} layers, magnitude pruning at {args.pointwise}x)"
+        )
     print(f"wrote {out / 'model.keras'}, {out / 'masks.npz'}, {out / 'pruning.json'}")
     return 0
 

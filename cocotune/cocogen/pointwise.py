@@ -45,6 +45,7 @@ __all__ = [
     "blocks_of",
     "is_pointwise_kernel",
     "infer_blocks",
+    "pointwise_layers",
 ]
 
 
@@ -161,3 +162,30 @@ def infer_blocks(
             f"{max_density:.0%}: not block-pruned"
         )
     return kept, ""
+
+
+def pointwise_layers(model, classifier: bool = True) -> list:
+    """The layers block pruning applies to: ``Conv2D`` with a 1×1 kernel (one group, no
+    dilation, strides 1 or 2) and ``Dense`` layers on a vector (2-D kernel); ``classifier=False``
+    leaves out the model's last Dense layer. In graph order (``model.layers``)."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D" and isinstance(layer, keras.layers.Conv2D):
+            if (
+                tuple(layer.kernel_size) == (1, 1)
+                and tuple(layer.dilation_rate) == (1, 1)
+                and getattr(layer, "groups", 1) == 1
+                and tuple(layer.strides) in ((1, 1), (2, 2))
+            ):
+                out.append(layer)
+        elif kind == "Dense" and isinstance(layer, keras.layers.Dense):
+            if len(layer.kernel.shape) == 2:
+                out.append(layer)
+    if not classifier:
+        dense = [l for l in out if type(l).__name__ == "Dense"]
+        if dense:
+            out.remove(dense[-1])
+    return out

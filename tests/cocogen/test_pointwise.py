@@ -120,3 +120,26 @@ def test_infer_blocks_reads_the_structure_from_zeros():
     assert kept is None and "100% of its" in why
     assert infer_blocks(np.zeros((4, 16)))[1] == "every weight is zero"
     assert "not a Dense" in infer_blocks(np.zeros((3, 3, 2, 2)))[1]
+
+
+def test_pointwise_layers_of_a_keras_model():
+    import keras
+
+    from cocotune.cocogen.pointwise import pointwise_layers
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c3")(inp)
+    x = keras.layers.Conv2D(16, 1, name="c1")(x)
+    x = keras.layers.Conv2D(16, 1, strides=2, name="c1s2")(x)
+    x = keras.layers.Conv2D(16, 1, dilation_rate=2, name="dil")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(12, name="fc1")(x)
+    x = keras.layers.Dense(10, name="logits")(x)
+    m = keras.Model(inp, x)
+    assert [l.name for l in pointwise_layers(m)] == ["c1", "c1s2", "fc1", "logits"]
+    assert [l.name for l in pointwise_layers(m, classifier=False)] == ["c1", "c1s2", "fc1"]
+    # the projection takes and returns the layer's own kernel layout
+    k = m.get_layer("c1").get_weights()[0]
+    p = project_pointwise(k, 3.6, 8)
+    m.get_layer("c1").set_weights([p.kernel, m.get_layer("c1").get_weights()[1]])
+    assert np.array_equal(m.get_layer("c1").get_weights()[0], p.kernel)
