@@ -122,6 +122,7 @@ def test_infer_blocks_reads_the_structure_from_zeros():
     assert "not a Dense" in infer_blocks(np.zeros((3, 3, 2, 2)))[1]
 
 
+@pytest.mark.slow
 def test_pointwise_layers_of_a_keras_model():
     import keras
 
