@@ -67,10 +67,11 @@ def evaluate_build(
 
     b = Path(build_dir)
     tfl = b / dg.TFLITE_FILE
-    if not tfl.is_file():
-        raise CocogenError(
-            f"'{build_dir}' has no {dg.TFLITE_FILE} (run 'cocotune cocogen compile')"
-        )
+    for f in (dg.TFLITE_FILE, dg.DELEGATE_LIB, dg.WEIGHTS_FILE):
+        if not (b / f).is_file():
+            raise CocogenError(
+                f"'{build_dir}' has no {f} (not a build directory of 'cocotune cocogen compile')"
+            )
     res = {
         "tflite_bytes": tfl.stat().st_size,
         "keras_bytes": (

@@ -57,6 +57,13 @@ def test_recalibrate_batchnorm_matches_numpy():
     np.testing.assert_allclose(np.asarray(bn.moving_variance), a.var(0), rtol=1e-4, atol=1e-6)
 
 
+def test_evaluate_needs_a_build_directory(tmp_path):
+    from cocotune.cocogen.errors import CocogenError
+
+    with pytest.raises(CocogenError, match="has no model.tflite"):
+        _run(["cocogen", "evaluate", str(tmp_path)])
+
+
 @pytest.mark.slow
 def test_bn_network_prune_compile_delegate(tmp_path, digits):
     import keras
