@@ -95,6 +95,13 @@ def test_bn_network_prune_compile_delegate(tmp_path, digits):
     compiled = [r["name"] for r in rep["layers"] if r["qualifies"]]
     assert compiled == ["conv0", "conv1", "conv2"]
     assert all(r.get("absorbs") == f"{r['name']}_pad" for r in rep["layers"] if r["qualifies"])
+    # the ctypes runtime skips the absorbed ZeroPadding2D layers: same outputs as Keras
+    from cocotune.cocogen.pipeline import load_build
+
+    build = load_build(tmp_path / "build")
+    assert build.report["chain"]
+    want = np.asarray(build.model.predict(xte[:8], verbose=0))
+    np.testing.assert_allclose(build.run(xte[:8]), want, rtol=1e-4, atol=1e-5)
     res = evaluate_build(tmp_path / "build", digits, threads=(1, 2), rounds=1)
     for row in res["threads"].values():
         assert row["claimed"] == 3 and row["refused"] == 0
