@@ -18,10 +18,11 @@ Then ``W = Proj_S(W)`` gives the masks, and masked retraining (gradients masked,
 re-masked after every step) recovers accuracy while pruned weights stay exactly zero.
 
 Pointwise layers (``pointwise > 1``): 1×1 Conv2D layers and every Dense layer except the
-last (the classifier) join the same ADMM loop with a magnitude constraint (at most ``round(n/rate)`` non-zero
-weights per layer; the projection keeps the largest magnitudes), so a network whose MACs are
-mostly 1×1 (a ResNet bottleneck) is compressed beyond its 3×3 layers. These layers stay with the
-stock runtime in ``compile`` (no generated kernel for them yet).
+last (the classifier) join the same ADMM loop with the block-column constraint of
+:mod:`cocotune.cocogen.pointwise` (at most ``round(n_blocks/rate)`` non-zero blocks of one input
+channel × 16 filters; :func:`~cocotune.cocogen.pointwise.project_pointwise` is the exact
+projection), so a network whose MACs are mostly 1×1 (a ResNet bottleneck) is compressed beyond
+its 3×3 layers, in the layout the generated pointwise kernels read.
 
 BatchNorm: training steps normalise with batch statistics, while evaluation (and the converted
 TFLite model, where the converter folds BatchNorm into the convolution) uses the moving
@@ -38,12 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cocotune.cocogen.patterns import (
-    PatternLibrary,
-    ProjectionResult,
-    project_layer,
-    select_library,
-)
+from cocotune.cocogen.patterns import PatternLibrary, project_layer, select_library
 
 __all__ = [
     "ADMMConfig",
@@ -52,8 +48,6 @@ __all__ = [
     "constraint_distance",
     "admm_prune",
     "recalibrate_batchnorm",
-    "pointwise_layers",
-    "magnitude_projection",
 ]
 
 
@@ -72,7 +66,7 @@ class ADMMConfig:
     first_layer: str = (
         "pattern"  # 'prune' (patterns + connectivity) | 'pattern' (patterns only) | 'skip'
     )
-    pointwise: float = 1.0  # magnitude-pruning rate of 1x1 convs and hidden Dense layers; 1 = off
+    pointwise: float = 1.0  # block-pruning rate of 1x1 convs and hidden Dense layers; 1 = off
 
     def rate_for(self, index: int) -> float:
         """Connectivity rate of the ``index``-th prunable layer (the first may be spared)."""
@@ -139,35 +133,6 @@ def prunable_layers(model) -> list:
             continue
         out.append(layer)
     return out
-
-
-def pointwise_layers(model) -> list:
-    """1×1 Conv2D layers and Dense layers except the last one (the classifier)."""
-    import keras
-
-    dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
-    out = []
-    for layer in model.layers:
-        if type(layer).__name__ == "Conv2D" and tuple(layer.kernel_size) == (1, 1):
-            out.append(layer)
-        elif isinstance(layer, keras.layers.Dense) and layer is not dense[-1]:
-            out.append(layer)
-    return out
-
-
-def magnitude_projection(w: np.ndarray, rate: float) -> ProjectionResult:
-    """Keep the ``max(1, round(n / rate))`` largest-magnitude entries of ``w`` (ties: lower
-    flat index first): the Euclidean projection onto "at most that many non-zeros"."""
-    from cocotune.cocogen.patterns import kept_kernel_count
-
-    flat = np.asarray(w).reshape(-1)
-    keep = kept_kernel_count(flat.size, rate)
-    order = np.lexsort((np.arange(flat.size), -np.abs(flat.astype(np.float64))))
-    mask = np.zeros(flat.size, dtype=bool)
-    mask[order[:keep]] = True
-    mask = mask.reshape(np.shape(w))
-    empty = np.zeros((0, 0), dtype=np.int64)
-    return ProjectionResult(np.where(mask, w, 0).astype(np.asarray(w).dtype), mask, empty, empty)
 
 
 def constraint_distance(kernels: list[np.ndarray], library: PatternLibrary, rate: float) -> float:
@@ -267,15 +232,19 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
     lib = select_library([np.asarray(l.kernel) for l in layers], cfg.patterns)
     rates = [cfg.rate_for(i) for i in range(n3)]
     if cfg.pointwise > 1:
-        pw = pointwise_layers(model)
+        from cocotune.cocogen.pointwise import pointwise_layers
+
+        pw = pointwise_layers(model, classifier=False)
         layers = layers + pw
         rates += [cfg.pointwise] * len(pw)
-        log(f"magnitude pruning at {cfg.pointwise}x: {', '.join(l.name for l in pw) or 'none'}")
+        log(f"block pruning at {cfg.pointwise}x: {', '.join(l.name for l in pw) or 'none'}")
     kvars = [layer.kernel for layer in layers]
 
     def proj(i, w):
         if i >= n3:
-            return magnitude_projection(w, rates[i])
+            from cocotune.cocogen.pointwise import project_pointwise
+
+            return project_pointwise(w, rates[i])
         return project_layer(w, lib, rates[i])
 
     def distance():

@@ -102,8 +102,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--pointwise",
         type=_rate,
         default=1.0,
-        help="also magnitude-prune 1x1 convolutions and hidden Dense layers, keeping 1/rate of "
-        "their weights (default 1: off)",
+        help="also block-prune 1x1 convolutions and hidden Dense layers (blocks of one input "
+        "channel x 16 filters), keeping 1/rate of the blocks (default 1: off)",
     )
     pr.add_argument(
         "--admm-epochs", type=int, default=8, help="ADMM iterations, one epoch each (default 8)"
@@ -237,7 +237,7 @@ def cmd_prune(args) -> int:
         tot = sum(t for _, t in rep.pointwise_kept.values())
         print(
             f"compression of the 1x1 / hidden Dense layers: {tot / max(nz, 1):.2f}x "
-            f"({len(rep.pointwise_kept)} layers, magnitude pruning at {args.pointwise}x)"
+            f"({len(rep.pointwise_kept)} layers, block pruning at {args.pointwise}x)"
         )
     print(f"wrote {out / 'model.keras'}, {out / 'masks.npz'}, {out / 'pruning.json'}")
     return 0

@@ -51,18 +51,11 @@ def test_first_layer_modes(trained_model_path, digits):
             assert np.count_nonzero(rep.masks["conv1"]) == first_nnz
 
 
-def test_magnitude_projection_keeps_largest():
-    from cocotune.cocogen.admm import magnitude_projection
-
-    w = np.array([[0.1, -3.0, 0.5], [2.0, -0.2, 0.05]], np.float32)
-    r = magnitude_projection(w, 3.0)  # keep round(6 / 3) = 2
-    np.testing.assert_array_equal(r.kernel, [[0, -3.0, 0], [2.0, 0, 0]])
-    assert r.mask.sum() == 2 and r.kernel.dtype == np.float32
-
-
 def test_pointwise_layers_are_pruned_too(digits):
-    """1x1 convs and hidden Dense layers join ADMM with a magnitude constraint; the classifier
-    and the 3x3 pattern constraint are unchanged; retraining keeps their zeros."""
+    from cocotune.cocogen.pointwise import infer_blocks
+
+    """1x1 convs and hidden Dense layers join ADMM with the block-column constraint; the
+    classifier and the 3x3 pattern constraint are unchanged; retraining keeps their zeros."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -85,5 +78,6 @@ def test_pointwise_layers_are_pruned_too(digits):
         w = np.asarray(m.get_layer(name).kernel)
         assert np.count_nonzero(w) <= round(w.size / 4)
         assert np.all(w[~rep.masks[name]] == 0)
+        assert infer_blocks(w, max_density=0.25)[0] is not None  # compile reads it as blocks
     assert np.count_nonzero(np.asarray(m.get_layer("logits").kernel)) == 32 * 10
     assert "pointwise" in rep.to_json() and rep.to_json()["pointwise"]["pw"]["rate"] >= 4
