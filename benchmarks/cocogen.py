@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cocogen.py [--quick] [--out DIR] [--networks vgg16_cifar,resnet50_3x3]
+    python benchmarks/cocogen.py [--quick] [--out DIR] [--networks vgg16_cifar,resnet50_3x3,resnet50]
 
 Networks come from ``benchmarks/shapes/*.txt``. Weights are random (He normal), projected onto
 the 8 most frequent 4-tap patterns and pruned at connectivity 3.6× (9/4 × 3.6 = 8.1× fewer MACs).
@@ -30,7 +30,17 @@ ResNet-50: its 3×3 convolutions, each repeated ``count`` times, as independent 
 multi-input model) is compiled with ``cocogen compile`` (tuned at 1 thread; untuned with
 ``--quick``) and converted to ``model.tflite``; whole-model latency of the stock interpreter
 (XNNPACK) vs the stock interpreter + ``libcocogen_delegate.so`` at 1 and 2 threads, interleaved
-as above: ``delegate_speedup_{1,2}t = stock / stock+delegate``. Writes ``cocogen.json``.
+as above: ``delegate_speedup_{1,2}t = stock / stock+delegate``.
+
+Whole ResNet-50 (``--networks resnet50``): ``keras.applications.ResNet50`` (random weights,
+224×224, batch 1, logits), every 3×3 convolution projected as above and rescaled, BatchNorm
+statistics randomised near the identity; ``cocogen compile`` (untuned: default tiles) writes
+model.tflite, in which the converter has folded every BatchNorm; the whole model in the stock
+interpreter with vs without the delegate. ``delegate_mac_fraction`` = dense MACs of the claimed
+convolutions / dense MACs of every convolution and Dense layer (1×1 convolutions, the 7×7 stem
+and the classifier stay with XNNPACK: no generated kernel for them).
+
+Writes ``cocogen.json``, keeping the entries of networks not run this time.
 """
 
 from __future__ import annotations
@@ -54,19 +64,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # on a 2-core machine shared with other processes, long spinning starves the peer thread.
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
-from cocotune.cocogen.autotune import time_interleaved  # noqa: E402
-from cocotune.cocogen.bench import TFLiteRunner, conv_model, tflite_bytes, write_json  # noqa: E402
-from cocotune.cocogen.build import build_library, isa_tag  # noqa: E402
-from cocotune.cocogen.emit_c import render_library  # noqa: E402
-from cocotune.cocogen.fkw import encode  # noqa: E402
-from cocotune.cocogen.kernel_spec import KernelSpec, candidate_tiles  # noqa: E402
-from cocotune.cocogen.patterns import project_layer, select_library  # noqa: E402
+from cocotune.cocogen.autotune import time_interleaved
+from cocotune.cocogen.bench import TFLiteRunner, conv_model, tflite_bytes, write_json
+from cocotune.cocogen.build import build_library, isa_tag
+from cocotune.cocogen.emit_c import render_library
+from cocotune.cocogen.fkw import encode
+from cocotune.cocogen.kernel_spec import KernelSpec, candidate_tiles
+from cocotune.cocogen.patterns import project_layer, select_library
 from cocotune.cocogen.runtime import (
     KernelLibrary,
     aligned_empty,
     kernel_data,
     nhwc_to_chw,
-)  # noqa: E402
+)
 
 SHAPES = Path(__file__).resolve().parent / "shapes"
 PATTERNS = 8
@@ -416,6 +426,118 @@ def bench_delegate(name, rows, convs, pruned, is_chain, quick, rounds, log) -> d
     return res
 
 
+def _resnet50_model(size: int):
+    """keras.applications.ResNet50 with pruned 3x3 convolutions and randomised BatchNorm."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.applications.ResNet50(
+        weights=None, input_shape=(size, size, 3), classes=1000, classifier_activation=None
+    )
+    convs = [l for l in m.layers if type(l).__name__ == "Conv2D" and tuple(l.kernel_size) == (3, 3)]
+    lib = select_library([l.get_weights()[0] for l in convs], PATTERNS)
+    for l in convs:
+        k, b = l.get_weights()
+        p = project_layer(k, lib, CONNECTIVITY).kernel
+        l.set_weights([p * np.float32(np.sqrt(np.sum(k**2) / np.sum(p**2))), b])
+    rng = np.random.default_rng(0)
+    for l in m.layers:
+        if isinstance(l, keras.layers.BatchNormalization):
+            n = l.get_weights()[0].shape[0]
+            g, b_, mu, var = (
+                rng.uniform(0.8, 1.2, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n),
+                rng.uniform(0.8, 1.2, n),
+            )  # fmt: skip
+            l.set_weights([v.astype(np.float32) for v in (g, b_, mu, var)])
+    return m
+
+
+def _dense_macs(model) -> dict:
+    """Dense MACs per Conv2D / Dense layer (batch 1)."""
+    import keras
+
+    out = {}
+    for l in model.layers:
+        if isinstance(l, keras.layers.Conv2D) and type(l).__name__ == "Conv2D":
+            k = l.get_weights()[0]
+            ho, wo = l.output.shape[1:3]
+            out[l.name] = int(k.size) * int(ho) * int(wo)
+        elif isinstance(l, keras.layers.Dense):
+            out[l.name] = int(l.get_weights()[0].size)
+    return out
+
+
+def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
+    """Whole ResNet-50 in stock TFLite with vs without the delegate (see the module docstring)."""
+    import json as _json
+
+    from cocotune.cocogen import delegate as dg
+    from cocotune.cocogen.pipeline import compile_model
+
+    size = 64 if quick else 224
+    work = Path(tempfile.mkdtemp(prefix="cocogen_resnet50_"))
+    t0 = time.time()
+    model = _resnet50_model(size)
+    macs = _dense_macs(model)
+    model.save(work / "model.keras")
+    compile_model(work / "model.keras", work / "build", tune=False, log=lambda *a: None)
+    build = work / "build"
+    rep = _json.loads((build / "build.json").read_text())
+    content = (build / dg.TFLITE_FILE).read_bytes()
+    log(f"[resnet50] {size}x{size}: build in {time.time() - t0:.1f} s ({build})")
+    rng = np.random.default_rng(1)
+    runners, delegates = {}, {}
+    for nt in (1, 2):
+        delegates[nt] = dg.load(build, num_threads=nt)
+        runners[f"stock_{nt}t"] = TFLiteRunner(None, nt, content)
+        runners[f"delegate_{nt}t"] = TFLiteRunner(None, nt, content, [delegates[nt]])
+    x = rng.standard_normal((1, size, size, 3)).astype(np.float32)
+    outs = {key: np.array(r(x)) for key, r in runners.items()}
+    ref = outs["stock_1t"]
+    err = max(
+        float(np.max(np.abs(outs[k] - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+        for k in ("delegate_1t", "delegate_2t")
+    )
+    st = dg.stats(build, delegates[1])
+    claimed_layers = [n for n, c in st["layers"].items() if c > 0]
+    ts = dict(
+        zip(
+            runners,
+            time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02),
+        )
+    )
+    compiled = [r for r in rep["layers"] if r["qualifies"]]
+    res = {
+        "model": f"keras.applications.ResNet50, random weights, {size}x{size}, batch 1, logits; "
+        f"3x3 convs: {PATTERNS} patterns, connectivity {CONNECTIVITY}; BatchNorm folded by "
+        "the converter; cocogen compile untuned",
+        "method": "whole model: stock tf.lite.Interpreter (XNNPACK) vs the same interpreter "
+        "with libcocogen_delegate.so, same model.tflite, interleaved, min of rounds",
+        "seconds": ts,
+        "compiled_layers": len(compiled),
+        "claimed_nodes": st["claimed"],
+        "claimed_layers_invoked": len(claimed_layers),
+        "max_rel_err_vs_tflite": err,
+        "delegate_speedup_1t": ts["stock_1t"] / ts["delegate_1t"],
+        "delegate_speedup_2t": ts["stock_2t"] / ts["delegate_2t"],
+        "delegate_mac_fraction": sum(macs[n] for n in claimed_layers) / sum(macs.values()),
+        "dense_macs_total": sum(macs.values()),
+        "pruned_3x3_mac_reduction": sum(r["macs_dense"] for r in compiled)
+        / max(sum(r["macs_pruned"] for r in compiled), 1),
+        "bound_fraction_min": None,  # per-layer bounds: networks.resnet50_3x3
+    }
+    log(
+        f"[resnet50] stock {ts['stock_1t'] * 1e3:.1f}/{ts['stock_2t'] * 1e3:.1f} ms, +delegate "
+        f"{ts['delegate_1t'] * 1e3:.1f}/{ts['delegate_2t'] * 1e3:.1f} ms (1t/2t) -> "
+        f"x{res['delegate_speedup_1t']:.2f} / x{res['delegate_speedup_2t']:.2f}; "
+        f"{st['claimed']} nodes claimed, {res['delegate_mac_fraction']:.0%} of the dense MACs "
+        f"in our kernels; err {err:.1e}"
+    )
+    del runners, delegates
+    shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
 def _loadavg():
     """1/5/15-minute load averages: other processes on a 2-core machine skew 2-thread figures."""
     try:
@@ -460,13 +582,30 @@ def main(argv=None) -> int:
         },
         "networks": {},
     }
+    out_path = Path(args.out) / "cocogen.json"
+    if out_path.is_file():  # keep the entries of networks not run this time
+        import json
+
+        try:
+            res["networks"] = json.loads(out_path.read_text()).get("networks", {})
+        except ValueError:
+            pass
     for name in args.networks.split(","):
-        res["networks"][name] = bench_network(
-            name, args.quick, rounds, lambda m: print(m, flush=True), keep=args.keep_build
-        )
+        log = lambda m: print(m, flush=True)  # noqa: E731
+        if name == "resnet50":
+            res["networks"][name] = bench_whole_resnet50(args.quick, rounds, log)
+            res["networks"][name]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            res["networks"][name]["loadavg"] = _loadavg()
+            continue
+        net = bench_network(name, args.quick, rounds, log, keep=args.keep_build)
+        d = net.get("delegate") or {}
+        for key in ("delegate_speedup_1t", "delegate_speedup_2t"):
+            if key in d:
+                net[key] = d[key]
+        res["networks"][name] = net
     res["elapsed_seconds"] = time.time() - t0
     res["machine"]["loadavg_after"] = _loadavg()
-    p = write_json(res, Path(args.out) / "cocogen.json")
+    p = write_json(res, out_path)
     print(f"wrote {p}")
     return 0
 

@@ -16,6 +16,21 @@ the CoCoPIE papers; ``'prune'`` treats it like the others and ``'skip'`` leaves 
 
 Then ``W = Proj_S(W)`` gives the masks, and masked retraining (gradients masked, weights
 re-masked after every step) recovers accuracy while pruned weights stay exactly zero.
+
+Pointwise layers (``pointwise > 1``): 1×1 Conv2D layers and every Dense layer except the
+last (the classifier) join the same ADMM loop with the block-column constraint of
+:mod:`cocotune.cocogen.pointwise` (at most ``round(n_blocks/rate)`` non-zero blocks of one input
+channel × 16 filters; :func:`~cocotune.cocogen.pointwise.project_pointwise` is the exact
+projection), so a network whose MACs are mostly 1×1 (a ResNet bottleneck) is compressed beyond
+its 3×3 layers, in the layout the generated pointwise kernels read.
+
+BatchNorm: training steps normalise with batch statistics, while evaluation (and the converted
+TFLite model, where the converter folds BatchNorm into the convolution) uses the moving
+averages. With a high momentum (a Caffe BatchNorm converts with 0.999) those averages still
+describe the weights of hundreds of steps ago after ADMM has moved them, and the hard
+projection changes every layer's output statistics at once; so after the projection and after
+retraining, :func:`recalibrate_batchnorm` sets every BatchNorm's moving mean and variance to the
+exact statistics of its input over the training set, layer by layer in graph order.
 """
 
 from __future__ import annotations
@@ -26,7 +41,14 @@ import numpy as np
 
 from cocotune.cocogen.patterns import PatternLibrary, project_layer, select_library
 
-__all__ = ["ADMMConfig", "PruneReport", "prunable_layers", "constraint_distance", "admm_prune"]
+__all__ = [
+    "ADMMConfig",
+    "PruneReport",
+    "prunable_layers",
+    "constraint_distance",
+    "admm_prune",
+    "recalibrate_batchnorm",
+]
 
 
 @dataclass
@@ -44,6 +66,7 @@ class ADMMConfig:
     first_layer: str = (
         "pattern"  # 'prune' (patterns + connectivity) | 'pattern' (patterns only) | 'skip'
     )
+    pointwise: float = 1.0  # block-pruning rate of 1x1 convs and hidden Dense layers; 1 = off
 
     def rate_for(self, index: int) -> float:
         """Connectivity rate of the ``index``-th prunable layer (the first may be spared)."""
@@ -61,6 +84,8 @@ class PruneReport:
     distance_history: list[float] = field(default_factory=list)
     kept: dict = field(default_factory=dict)  # layer -> (kept nonzeros, total)
     masks: dict = field(default_factory=dict)
+    batchnorm_recalibrated: list = field(default_factory=list)  # BatchNorm layer names
+    pointwise_kept: dict = field(default_factory=dict)  # 1x1 / Dense layer -> (nonzeros, total)
 
     @property
     def compression(self) -> float:
@@ -82,6 +107,11 @@ class PruneReport:
                 "per_admm_iteration": self.distance_history,
             },
             "compression_rate": self.compression,
+            "batchnorm_recalibrated": self.batchnorm_recalibrated,
+            "pointwise": {
+                n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
+                for n, (k, t) in self.pointwise_kept.items()
+            },
             "per_layer": {
                 n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
                 for n, (k, t) in self.kept.items()
@@ -115,10 +145,67 @@ def constraint_distance(kernels: list[np.ndarray], library: PatternLibrary, rate
     return (num / max(den, 1e-30)) ** 0.5
 
 
+def _output_layer(model):
+    """The layer producing the model's (first) output."""
+    try:
+        return model.outputs[0]._keras_history[0]
+    except (AttributeError, IndexError, TypeError):
+        return model.layers[-1]
+
+
 def _from_logits(model) -> bool:
+    """False when the model ends in a softmax: a Softmax layer (a Caffe Softmax converts to one)
+    or a layer with a softmax activation."""
     from cocotune.cocogen.model import keras_activation
 
-    return keras_activation(model.layers[-1]) != "softmax"
+    last = _output_layer(model)
+    return type(last).__name__ != "Softmax" and keras_activation(last) != "softmax"
+
+
+def recalibrate_batchnorm(
+    model, x: np.ndarray, batch_size: int = 2048, max_samples: int = 4096
+) -> list[str]:
+    """Set every BatchNormalization's moving mean / variance to its input's statistics over
+    ``x[:max_samples]`` (population variance), in graph order, so that each layer sees the
+    recalibrated statistics of the layers before it. Returns the names of the layers set.
+
+    One forward pass (a graph-compiled model whose outputs are every BatchNorm's input) per
+    BatchNorm, in chunks of ``batch_size``."""
+    import warnings
+
+    import keras
+
+    x = x[:max_samples]
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns or not len(x):
+        return []
+    try:  # one model whose outputs are every BatchNorm's input
+        probe = keras.Model(model.inputs, [l.input for l in bns])
+    except (ValueError, AttributeError, TypeError):
+        return []  # e.g. BatchNorm inside a nested model: left as trained
+    import tensorflow as tf
+
+    run = tf.function(lambda t: probe(t, training=False), reduce_retracing=True)
+    done = []
+    for j, layer in enumerate(bns):  # pass j sees layers < j already recalibrated: exact
+        axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
+        s1 = s2 = 0.0
+        n = 0
+        for i in range(0, len(x), batch_size):
+            with warnings.catch_warnings():  # a dict-input model called with one array
+                warnings.simplefilter("ignore", UserWarning)
+                outs = run(tf.constant(x[i : i + batch_size]))
+            a = np.asarray(outs[j] if isinstance(outs, (list, tuple)) else outs, np.float64)
+            a = np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
+            s1 = s1 + a.sum(0)
+            s2 = s2 + (a * a).sum(0)
+            n += len(a)
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean**2, 0.0)
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(var.astype(np.float32))
+        done.append(layer.name)
+    return done
 
 
 def evaluate(model, x, y, batch_size: int = 256) -> float:
@@ -141,11 +228,23 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         raise CocogenError("the model has no 3x3 Conv2D layer to prune")
     keras.utils.set_random_seed(cfg.seed)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=_from_logits(model))
+    n3 = len(layers)
+    lib = select_library([np.asarray(l.kernel) for l in layers], cfg.patterns)
+    rates = [cfg.rate_for(i) for i in range(n3)]
+    if cfg.pointwise > 1:
+        from cocotune.cocogen.pointwise import pointwise_layers
+
+        pw = pointwise_layers(model, classifier=False)
+        layers = layers + pw
+        rates += [cfg.pointwise] * len(pw)
+        log(f"block pruning at {cfg.pointwise}x: {', '.join(l.name for l in pw) or 'none'}")
     kvars = [layer.kernel for layer in layers]
-    lib = select_library([np.asarray(v) for v in kvars], cfg.patterns)
-    rates = [cfg.rate_for(i) for i in range(len(kvars))]
 
     def proj(i, w):
+        if i >= n3:
+            from cocotune.cocogen.pointwise import project_pointwise
+
+            return project_pointwise(w, rates[i])
         return project_layer(w, lib, rates[i])
 
     def distance():
@@ -208,6 +307,9 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         pr = proj(i, np.asarray(w))
         w.assign(pr.kernel)
         masks[layer.name] = pr.mask
+    recal = recalibrate_batchnorm(model, xtr)
+    if recal:
+        log(f"BatchNorm statistics re-estimated on the training set: {len(recal)} layer(s)")
     acc1 = evaluate(model, xte, yte)
     log(f"accuracy after ADMM + hard pruning: {acc1:.4f}")
 
@@ -229,6 +331,7 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
     for ep in range(cfg.retrain_epochs):
         for xb, yb in batches():
             masked_step(xb, yb)
+        recalibrate_batchnorm(model, xtr)
         log(
             f"masked retraining epoch {ep + 1}/{cfg.retrain_epochs}: accuracy {evaluate(model, xte, yte):.4f}"
         )
@@ -237,4 +340,10 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         l.name: (int(np.count_nonzero(np.asarray(l.kernel))), int(np.asarray(l.kernel).size))
         for l in layers
     }
-    return PruneReport(lib, [l.name for l in layers], acc0, acc1, acc2, d0, hist, kept, masks)
+    names = [l.name for l in layers]
+    rep = PruneReport(
+        lib, names[:n3], acc0, acc1, acc2, d0, hist, {n: kept[n] for n in names[:n3]}, masks
+    )
+    rep.batchnorm_recalibrated = recal
+    rep.pointwise_kept = {n: kept[n] for n in names[n3:]}
+    return rep

@@ -64,12 +64,23 @@ class TFLiteRunner:
         return self.interp.get_tensor(self.out)
 
 
-def tflite_bytes(keras_model) -> bytes:
+def tflite_bytes(keras_model, batch: int | None = None) -> bytes:
+    """The model as float32 TFLite. ``batch=None``: the Keras input signature (dynamic batch);
+    ``batch=1``: every input traced at batch 1, so every tensor has a static shape (shape
+    computations such as a Flatten's are folded; a runtime that refuses graphs with
+    dynamic-sized tensors, like our delegate, can take the whole model). The inference graph
+    either way (``training=False``: BatchNorm uses its moving statistics and is folded)."""
     import contextlib
     import io
 
     import tensorflow as tf
 
+    if batch is not None:
+        import keras
+
+        inputs = [keras.Input(batch_shape=(batch, *t.shape[1:])) for t in keras_model.inputs]
+        outputs = keras_model(inputs if len(inputs) > 1 else inputs[0], training=False)
+        keras_model = keras.Model(inputs, outputs)
     conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     with contextlib.redirect_stdout(io.StringIO()):
         return conv.convert()

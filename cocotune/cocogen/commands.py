@@ -5,6 +5,7 @@
     cocotune cocogen prune  model.keras --data digits --patterns 8 --connectivity 3.6 -o pruned/
     cocotune cocogen compile pruned/model.keras -o build/
     cocotune cocogen bench  build/
+    cocotune cocogen evaluate build/ --data digits
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from cocotune.cocogen.errors import CocogenError
 
-__all__ = ["register", "cmd_prune", "cmd_compile", "cmd_bench"]
+__all__ = ["register", "cmd_prune", "cmd_compile", "cmd_bench", "cmd_evaluate"]
 
 
 def _positive_int(text: str) -> int:
@@ -60,7 +61,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="CoCo-Gen: prune 3x3 convolutions to kernel patterns, store them as FKW and "
         "generate specialised C kernels.",
     )
-    sub = p.add_subparsers(dest="cocogen_command", metavar="{prune,compile,bench}")
+    sub = p.add_subparsers(dest="cocogen_command", metavar="{prune,compile,bench,evaluate}")
     sub.required = True
 
     pr = sub.add_parser(
@@ -96,6 +97,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         choices=("pattern", "prune", "skip"),
         default="pattern",
         help="the first 3x3 conv: patterns only (default), patterns + connectivity, or left dense",
+    )
+    pr.add_argument(
+        "--pointwise",
+        type=_rate,
+        default=1.0,
+        help="also block-prune 1x1 convolutions and hidden Dense layers (blocks of one input "
+        "channel x 16 filters), keeping 1/rate of the blocks (default 1: off)",
     )
     pr.add_argument(
         "--admm-epochs", type=int, default=8, help="ADMM iterations, one epoch each (default 8)"
@@ -148,6 +156,26 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     be.add_argument("--json", help="also write the results to this file (default BUILD/bench.json)")
     be.set_defaults(func=cmd_bench)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="the build's model.tflite in stock TFLite, with vs without our delegate",
+        description="Sizes, test accuracy (--data) and latency of BUILD/model.tflite in the stock "
+        "tf.lite.Interpreter, with the build's delegate and without it (XNNPACK).",
+    )
+    ev.add_argument("build", help="build directory from 'cocogen compile'")
+    ev.add_argument(
+        "--data",
+        help="'digits' or an .npz with x_train,y_train,x_test,y_test: also report test accuracy",
+    )
+    ev.add_argument("--threads", type=_threads, default=[1], help="thread counts (default 1)")
+    ev.add_argument(
+        "--rounds", type=_positive_int, default=7, help="interleaved samples per figure (default 7)"
+    )
+    ev.add_argument(
+        "--json", help="also write the results to this file (default BUILD/evaluate.json)"
+    )
+    ev.set_defaults(func=cmd_evaluate)
     return p
 
 
@@ -175,6 +203,7 @@ def cmd_prune(args) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         first_layer=args.first_layer,
+        pointwise=args.pointwise,
     )
     rep = admm_prune(model, data, cfg)
     out = Path(args.output)
@@ -191,6 +220,7 @@ def cmd_prune(args) -> int:
         connectivity=args.connectivity,
         data=args.data,
         first_layer=args.first_layer,
+        pointwise_rate=args.pointwise,
         interpretation="connectivity rate r keeps round(n/r) of each layer's n kernels",
     )
     (out / "pruning.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -202,6 +232,13 @@ def cmd_prune(args) -> int:
         f"compression of the pruned 3x3 convolutions: {rep.compression:.2f}x "
         f"({len(rep.layers)} layers, {args.patterns} patterns, connectivity {args.connectivity}x)"
     )
+    if rep.pointwise_kept:
+        nz = sum(k for k, _ in rep.pointwise_kept.values())
+        tot = sum(t for _, t in rep.pointwise_kept.values())
+        print(
+            f"compression of the 1x1 / hidden Dense layers: {tot / max(nz, 1):.2f}x "
+            f"({len(rep.pointwise_kept)} layers, block pruning at {args.pointwise}x)"
+        )
     print(f"wrote {out / 'model.keras'}, {out / 'masks.npz'}, {out / 'pruning.json'}")
     return 0
 
@@ -256,6 +293,41 @@ def cmd_bench(args) -> int:
             + ", ".join(f"{wm[f'speedup_vs_tflite_{t}t']:.2f}x ({t}t)" for t in args.threads)
         )
     out = Path(args.json) if args.json else Path(args.build) / "bench.json"
+    write_json(res, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from cocotune.cocogen.bench import write_json
+    from cocotune.cocogen.tflite_eval import evaluate_build
+
+    data = None
+    if args.data:
+        from cocotune.cocogen.data import load_data
+
+        data = load_data(args.data)
+    res = evaluate_build(args.build, data, threads=tuple(args.threads), rounds=args.rounds)
+    kb = res["keras_bytes"]
+    print(
+        f"model.tflite {res['tflite_bytes'] / 1024:.1f} KiB"
+        + (f" (model.keras {kb / 1024:.1f} KiB)" if kb else "")
+        + f"; delegate library {res['delegate_bytes'] / 1024:.1f} KiB + weights "
+        f"{res['weights_bytes'] / 1024:.1f} KiB"
+    )
+    if "accuracy_stock" in res:
+        print(
+            f"test accuracy ({res['test_images']} images, batch 1): stock TFLite "
+            f"{res['accuracy_stock']:.4f}, with the CoCo-Gen delegate {res['accuracy_delegate']:.4f} "
+            f"(max relative output difference {res['max_rel_err_vs_stock']:.1e})"
+        )
+    for t, row in res["threads"].items():
+        print(
+            f"{t} thread(s): {row['claimed']} CONV_2D node(s) in our kernels, {row['refused']} "
+            f"left to stock; latency {row['latency_ms_stock']:.3f} ms stock (XNNPACK) vs "
+            f"{row['latency_ms_delegate']:.3f} ms with the delegate ({row['speedup']:.2f}x)"
+        )
+    out = Path(args.json) if args.json else Path(args.build) / "evaluate.json"
     write_json(res, out)
     print(f"wrote {out}")
     return 0

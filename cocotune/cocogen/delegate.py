@@ -11,10 +11,14 @@
     it = tf.lite.Interpreter("build/model.tflite", experimental_delegates=[d])
     cocotune.cocogen.delegate.stats("build/", d)   # counters: which nodes ran through our kernels
 
-The delegate claims a CONV_2D node only when its filter (shape and FNV-1a 64 of the OHWI float32
-bytes) is one the build compiled and stride, padding, dilation 1 and fused activation (NONE or
+The delegate claims a CONV_2D node only when its filter has the shape and the support (zero
+pattern; FNV-1a 64 of one 0/1 byte per OHWI entry) of a layer the build compiled, every non-zero
+entry is one the kernel reads, and stride, padding, dilation 1 and fused activation (NONE or
 RELU) match; every other node stays with the stock runtime (XNNPACK is applied after user
-delegates, so it takes the rest). Each claimed node is its own partition.
+delegates, so it takes the rest). Each claimed node is its own partition. The kernel's weights
+are gathered from the node's own filter when the node is initialised: the converter folds
+BatchNorm (and a Caffe Scale) into the filter and bias, which changes the values but not the
+support, and the kernel computes exactly what the converted model stores.
 
 ABI: the TensorFlow wheel ships no TFLite headers and exports no ``TfLite*`` symbols, so the
 delegate is plain C against our own declarations (``codegen_templates/c/tflite_abi.h.j2``,
@@ -43,13 +47,15 @@ __all__ = [
     "load",
     "stats",
     "fnv1a64",
+    "support_fnv1a64",
+    "gather_index",
     "write_weights",
 ]
 
 DELEGATE_LIB = "libcocogen_delegate.so"
 WEIGHTS_FILE = "cocogen_weights.bin"
 TFLITE_FILE = "model.tflite"
-WEIGHTS_MAGIC = b"CGDELW01"
+WEIGHTS_MAGIC = b"CGDELW02"
 # Runtimes (name-version prefixes) whose TFLite structs were checked against tflite_abi.h.
 ACCEPTED_RUNTIMES = ("tensorflow-2.21.", "ai-edge-litert-2.3.")
 # Order of the counters cocogen_delegate_stats() fills (COCOGEN_STAT_* in delegate.c.j2).
@@ -85,16 +91,62 @@ def filter_ohwi_bytes(kernel_hwio: np.ndarray) -> bytes:
     return np.ascontiguousarray(np.asarray(kernel_hwio, np.float32).transpose(3, 0, 1, 2)).tobytes()
 
 
+def support_fnv1a64(kernel_hwio: np.ndarray, lib: ctypes.CDLL | None = None) -> int:
+    """FNV-1a 64 of a Keras 3×3 kernel's support as the delegate hashes a TFLite filter: one byte
+    per OHWI entry, 1 where the value is non-zero."""
+    ohwi = np.asarray(kernel_hwio, np.float32).transpose(3, 0, 1, 2)
+    return fnv1a64(np.ascontiguousarray(ohwi != 0).astype(np.uint8).tobytes(), lib)
+
+
+def gather_index(spec, kernel_hwio: np.ndarray, library) -> tuple[np.ndarray, object]:
+    """Where each weight of ``spec``'s kernel comes from in the TFLite filter.
+
+    Runs the kernel's weight layout (:func:`cocotune.cocogen.runtime.kernel_data`) on a kernel
+    holding ``1 + OHWI index`` at every non-zero entry (0 elsewhere): same support, so the same
+    layout; the float32 values read back are the indices. Returns ``(gather, data)``: int32
+    ``gather`` (-1 where the kernel reads a zero it stores), and the layout's
+    :class:`~cocotune.cocogen.runtime.KernelData` (its ``koff``, ``g``, ``reorder`` go with
+    ``gather``).
+
+    Raises:
+        CocogenError: the filter has 2^24 entries or more (indices would not be exact in
+            float32), or the layout does not read every non-zero entry exactly once.
+    """
+    from cocotune.cocogen.fkw import encode
+    from cocotune.cocogen.runtime import kernel_data
+
+    k = np.asarray(kernel_hwio, np.float32)
+    n = k.size
+    if n >= 1 << 24:
+        raise CocogenError(f"a 3x3 filter of {n} entries is too large for the delegate (< 2^24)")
+    ohwi_index = np.arange(1, n + 1, dtype=np.float32).reshape(
+        k.shape[3], k.shape[0], k.shape[1], k.shape[2]
+    )
+    idx = np.where(k != 0, ohwi_index.transpose(1, 2, 3, 0), np.float32(0))
+    data = kernel_data(
+        spec, idx, None, encode(idx, None, library) if spec.kind == "pattern" else None
+    )
+    gather = np.rint(data.w).astype(np.int64) - 1
+    used = gather[gather >= 0]
+    want = np.flatnonzero(k.transpose(3, 0, 1, 2).reshape(-1) != 0)
+    if len(np.unique(used)) != len(used) or not np.array_equal(np.sort(used), want):
+        raise CocogenError(
+            "the kernel layout does not read each non-zero filter entry exactly once"
+        )
+    return gather.astype(np.int32), data
+
+
 def write_weights(path: str | Path, layers: list[dict]) -> None:
-    """Write ``cocogen_weights.bin``: per layer (descriptor order) its filter hash and the
-    kernel's ``w``, ``koff``, ``g``, ``reorder`` arrays (``layers``: dicts with ``hash`` and
-    ``data``, a :class:`cocotune.cocogen.runtime.KernelData`)."""
+    """Write ``cocogen_weights.bin``: per layer (descriptor order) its support hash and the
+    kernel's ``gather`` (see :func:`gather_index`), ``koff``, ``g``, ``reorder`` arrays
+    (``layers``: dicts with ``hash``, ``gather`` and ``data``, a
+    :class:`cocotune.cocogen.runtime.KernelData`)."""
     with open(path, "wb") as f:
         f.write(WEIGHTS_MAGIC + struct.pack("<II", len(layers), 0))
         for r in layers:
             d = r["data"]
             arrays = [
-                np.ascontiguousarray(d.w, "<f4"),
+                np.ascontiguousarray(r["gather"], "<i4"),
                 np.ascontiguousarray(d.koff, "<i4"),
                 np.ascontiguousarray(d.g, "<i4"),
                 np.ascontiguousarray(d.reorder, "<i4"),

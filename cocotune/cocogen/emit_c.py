@@ -202,8 +202,9 @@ def render_delegate(
     """The C sources of the TFLite external delegate around already generated kernels.
 
     ``layers``: one dict per compiled layer with ``spec`` (its :class:`KernelSpec`), ``layer``
-    (the Keras name), ``hash`` (FNV-1a 64 of the OHWI float32 filter) and ``n_w``, ``n_koff``,
-    ``n_g``, ``n_reorder`` (lengths of its weight arrays, in ``cocogen_weights.bin``).
+    (the Keras name), ``hash`` (FNV-1a 64 of the OHWI filter's support), ``nnz`` (its non-zero
+    entries) and ``n_w``, ``n_koff``, ``n_g``, ``n_reorder`` (lengths of its arrays, in
+    ``cocogen_weights.bin``).
     Returns ``delegate_table.c`` (descriptors), ``delegate.c`` (ABI shim) and
     ``delegate_plugin.c`` (entry points); the headers come from :func:`delegate_headers`.
     """
@@ -217,6 +218,7 @@ def render_delegate(
                 "layer": r["layer"],
                 "padding_code": 1 if spec.padding == "same" else 2,
                 "hash": int(r["hash"]),
+                "nnz": int(r["nnz"]),
                 "n_w": int(r["n_w"]),
                 "n_koff": int(r["n_koff"]),
                 "n_g": int(r["n_g"]),

@@ -229,7 +229,7 @@ class KernelSpec:
             f"_l{self.index}{relu}__{self.isa}_{self.tile.tag}"
         )
 
-    def with_tile(self, tile: Tile) -> "KernelSpec":
+    def with_tile(self, tile: Tile) -> KernelSpec:
         return replace(self, tile=tile)
 
     def to_json(self) -> dict:
@@ -257,7 +257,7 @@ class KernelSpec:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "KernelSpec":
+    def from_json(cls, d: dict) -> KernelSpec:
         d = dict(d)
         d["library"] = PatternLibrary.from_json(d["library"])
         d["tile"] = Tile(**d["tile"])

@@ -5,6 +5,11 @@ A layer qualifies when it is a ``Conv2D`` with a 3×3 kernel, equal strides of 1
 dilation, one group, ``channels_last``, padding 'valid' or 'same', activation linear or ReLU
 (fused), a static input shape, and kernels that already follow at most ``max_patterns`` 4-tap
 patterns (read from the zeros: :func:`cocotune.cocogen.patterns.infer_library`).
+
+A stride-1 'valid' convolution fed by a ``ZeroPadding2D`` of 1 on every side (how a Caffe
+``pad: 1`` converts) is compiled as the 'same' convolution of the unpadded input: that is the
+CONV_2D the TFLite converter writes for the pair, and what our kernels' padded workspace does
+anyway (``LayerVerdict.absorbs`` names the padding layer).
 """
 
 from __future__ import annotations
@@ -33,6 +38,27 @@ class LayerVerdict:
     relu: bool = False
     kernel: np.ndarray | None = None
     bias: np.ndarray | None = None
+    absorbs: str | None = None  # a ZeroPadding2D folded into 'same' padding
+
+
+def _producer(layer):
+    """The layer whose output ``layer`` takes (None when unknown or several)."""
+    try:
+        hist = layer.input._keras_history
+        return hist[0] if hist else None
+    except (AttributeError, ValueError, RuntimeError, TypeError):
+        return None
+
+
+def _absorbable_pad(layer) -> bool:
+    """``layer`` is a ZeroPadding2D of exactly 1 on each side, channels_last."""
+    if type(layer).__name__ != "ZeroPadding2D":
+        return False
+    try:
+        pad = tuple(tuple(int(v) for v in p) for p in layer.padding)
+    except TypeError:
+        return False
+    return pad == ((1, 1), (1, 1)) and getattr(layer, "data_format", "") == "channels_last"
 
 
 def keras_activation(layer) -> str:
@@ -107,6 +133,12 @@ def analyse_layer(layer, max_patterns: int = 8) -> LayerVerdict:
     v.input_shape = tuple(int(d) for d in shape[1:])
     v.stride = st[0]
     v.padding = layer.padding
+    pad = _producer(layer)
+    if layer.padding == "valid" and st[0] == 1 and pad is not None and _absorbable_pad(pad):
+        h, w, c = v.input_shape
+        v.input_shape = (h - 2, w - 2, c)
+        v.padding = "same"
+        v.absorbs = pad.name
     v.relu = act == "relu"
     v.kernel = kernel
     v.bias = bias

@@ -120,11 +120,11 @@ class PatternLibrary:
         return [list(p) for p in self.patterns]
 
     @classmethod
-    def from_json(cls, rows) -> "PatternLibrary":
+    def from_json(cls, rows) -> PatternLibrary:
         return cls(tuple(tuple(int(t) for t in r) for r in rows))
 
     @classmethod
-    def dense(cls) -> "PatternLibrary":
+    def dense(cls) -> PatternLibrary:
         """The one 9-tap pattern: what our dense baseline kernel uses."""
         return cls((tuple(range(9)),))
 

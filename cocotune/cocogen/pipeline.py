@@ -9,7 +9,8 @@ Build directory::
       <layer>.fkw             FKW weights of each qualifying layer
       src/*.c                 generated sources (one file per kernel, kernel_table.c)
       libcocogen_model.so     the kernels, callable through ctypes (cocotune.cocogen.runtime)
-      model.tflite            the model converted for stock TensorFlow Lite (float32)
+      model.tflite            the model converted for stock TensorFlow Lite (float32, batch 1:
+                              every tensor static; BatchNorm folded by the converter)
       libcocogen_delegate.so  the same kernels as a TFLite external delegate
                               (cocotune.cocogen.delegate), with cocogen_weights.bin
 """
@@ -172,8 +173,10 @@ def compile_model(
                 macs_dense=s.macs_dense,
                 macs_pruned=int(np.count_nonzero(v.kernel)) * s.ho * s.wo,
             )
+            if v.absorbs:
+                row["absorbs"] = v.absorbs
             if delegate_info is not None:
-                row["filter_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
+                row["support_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
             if v.name in tuned:
                 row["tuning_seconds"] = tuned[v.name].times
         layers.append(row)
@@ -207,15 +210,16 @@ def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
         klib = None
     rows = []
     for v, s in specs:
-        data = kernel_data(s, v.kernel, v.bias, encode(v.kernel, v.bias, v.library))
-        h = dg.fnv1a64(dg.filter_ohwi_bytes(v.kernel), klib)
+        gather, data = dg.gather_index(s, v.kernel, v.library)
         rows.append(
             {
                 "spec": s,
                 "layer": v.name,
-                "hash": h,
+                "hash": dg.support_fnv1a64(v.kernel, klib),
+                "nnz": int(np.count_nonzero(v.kernel)),
+                "gather": gather,
                 "data": data,
-                "n_w": data.w.size,
+                "n_w": gather.size,
                 "n_koff": data.koff.size,
                 "n_g": data.g.size,
                 "n_reorder": data.reorder.size,
@@ -236,7 +240,7 @@ def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
     shutil.move(str(lib), out / dg.DELEGATE_LIB)
     dg.write_weights(out / dg.WEIGHTS_FILE, rows)
     try:
-        content = tflite_bytes(model)
+        content = tflite_bytes(model, batch=1)
     except Exception as exc:  # the converter raises many types
         raise CocogenError(
             f"converting the model to TensorFlow Lite failed: {str(exc).splitlines()[0]}"
@@ -318,9 +322,10 @@ class Build:
                 k.use_workspace(ws)
             self._buffers = {n: np.empty(k.out_shape, np.float32) for n, k in self.kernels.items()}
         cur, chw = np.asarray(x, np.float32), False
+        absorbed = {r["absorbs"] for r in self.report["layers"] if r.get("absorbs")}
         for layer in self.model.layers:
-            if type(layer).__name__ == "InputLayer":
-                continue
+            if type(layer).__name__ == "InputLayer" or layer.name in absorbed:
+                continue  # a ZeroPadding2D is done by the next kernel's 'same' padding
             k = self.kernels.get(layer.name)
             if k is not None:
                 if not chw:

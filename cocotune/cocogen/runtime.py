@@ -212,7 +212,7 @@ class KernelLibrary:
     def names(self) -> list[str]:
         return list(self.rows)
 
-    def kernel(self, spec: KernelSpec, data: KernelData) -> "Kernel":
+    def kernel(self, spec: KernelSpec, data: KernelData) -> Kernel:
         """Bind ``spec``'s function to its arrays; checks the table row against the spec."""
         row = self.rows.get(spec.name)
         if row is None:

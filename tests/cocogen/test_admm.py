@@ -49,3 +49,35 @@ def test_first_layer_modes(trained_model_path, digits):
             assert "conv1" not in rep.masks and rep.layers == ["conv2", "conv3"]
         else:
             assert np.count_nonzero(rep.masks["conv1"]) == first_nnz
+
+
+def test_pointwise_layers_are_pruned_too(digits):
+    from cocotune.cocogen.pointwise import infer_blocks
+
+    """1x1 convs and hidden Dense layers join ADMM with the block-column constraint; the
+    classifier and the 3x3 pattern constraint are unchanged; retraining keeps their zeros."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3"),
+            keras.layers.Conv2D(16, 1, activation="relu", name="pw"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c3b"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(32, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    cfg = ADMMConfig(patterns=4, connectivity=2.0, admm_epochs=2, retrain_epochs=1, pointwise=4.0)
+    rep = admm_prune(m, _small(digits, 300), cfg, log=lambda *a: None)
+    assert rep.layers == ["c3", "c3b"]
+    assert set(rep.pointwise_kept) == {"pw", "hidden"}
+    for name in ("pw", "hidden"):
+        w = np.asarray(m.get_layer(name).kernel)
+        assert np.count_nonzero(w) <= round(w.size / 4)
+        assert np.all(w[~rep.masks[name]] == 0)
+        assert infer_blocks(w, max_density=0.25)[0] is not None  # compile reads it as blocks
+    assert np.count_nonzero(np.asarray(m.get_layer("logits").kernel)) == 32 * 10
+    assert "pointwise" in rep.to_json() and rep.to_json()["pointwise"]["pw"]["rate"] >= 4

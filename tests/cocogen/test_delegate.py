@@ -345,8 +345,8 @@ def test_asan_build():
 
 
 def test_report_and_filter_hashes(digits_build):
-    """build.json names the delegate files; each layer's hash is FNV-1a 64 of its filter as the
-    converted model stores it (OHWI float32), the same in Python and in C."""
+    """build.json names the delegate files; each layer's hash is FNV-1a 64 of its filter's support
+    (OHWI, as the converted model stores it), the same in Python and in C."""
     import ctypes
     import json
 
@@ -361,6 +361,14 @@ def test_report_and_filter_hashes(digits_build):
     assert dg.fnv1a64(b"a") == 0xAF63DC4C8601EC8C  # the published FNV-1a 64 test vector
     for row in rep["layers"]:
         if row["qualifies"]:
-            data = dg.filter_ohwi_bytes(m.get_layer(row["name"]).get_weights()[0])
-            assert row["filter_fnv1a64"] == f"{dg.fnv1a64(data):016x}"
+            k = m.get_layer(row["name"]).get_weights()[0]
+            assert row["support_fnv1a64"] == f"{dg.support_fnv1a64(k):016x}"
+            data = dg.filter_ohwi_bytes(k)
             assert dg.fnv1a64(data, lib) == dg.fnv1a64(data)
+            ohwi = np.ascontiguousarray(k.transpose(3, 0, 1, 2))
+            fn = lib.cocogen_support_fnv1a64
+            fn.restype = ctypes.c_uint64
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+            assert fn(ohwi.ctypes.data, ohwi.size) == dg.support_fnv1a64(k)
+            # a per-output-channel factor (a folded BatchNorm) keeps the support
+            assert dg.support_fnv1a64(k * np.linspace(0.5, 2, k.shape[3])) == dg.support_fnv1a64(k)

@@ -1,0 +1,261 @@
+"""Generated C kernels for block-pruned 1×1 convolutions and fully connected layers.
+
+One kernel per layer, specialised on its shapes (Cin, H, W, Cout, stride, filter group, fused
+ReLU) and tiling; the PWB arrays (:mod:`cocotune.cocogen.pointwise_storage`) are passed at run
+time, like the 3×3 kernels' FKW arrays. Input and output are one image in **NHWC** (TFLite's
+layout, no transposes, no workspace): a pixel's channels are contiguous, and so are a filter
+group's outputs.
+
+Hot loop (``codegen_templates/c/pointwise_gemm.c.j2``): a tile of ``mr`` output pixels × one
+group of ``G`` filters (``G/8`` vectors) keeps ``mr·G/8`` accumulators per accumulator set in
+registers (16-float vectors with AVX-512 and ``G`` a multiple of 16: full-width FMAs on cores with
+512-bit data paths such as Zen 5, 8-float vectors otherwise); per kept block it loads the channel index once, the ``G`` weights as aligned vectors,
+and one broadcast input value per pixel (the GEMM micro-kernel step of XNNPACK with the K loop
+indirected through the index), addressed from one base pointer with constant offsets (a pointer
+per pixel would spill registers beyond 8 pixels). Stride 2 first gathers the used input pixels
+into the workspace (in parallel), then runs the stride-1 code on it. ``acc``
+accumulator sets (blocks ``k``, ``k+1``, … go to different sets) hide the FMA latency when the
+tile is small (a fully connected layer at batch 1 is one pixel). Pixels are processed in blocks
+of ``pb`` (``pb`` = all pixels: each group's weights stay in L1 while all pixels stream through;
+smaller: the blocks' input rows stay in L2 across groups). OpenMP threads (libgomp keeps its
+pool between calls) split the (pixel block, group) pairs cyclically over the groups sorted by
+work.
+
+Names follow the 3×3 kernels' scheme::
+
+    cocogen_pw1x1s2_g16_256x512_56x56_l3_relu__avx512_m8a1b784
+    cocogen_fc_g16_2048x1000_l0__avx512_m1a4b1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from cocotune.cocogen.emit_c import environment
+from cocotune.cocogen.kernel_spec import VW
+from cocotune.cocogen.pointwise import GROUP, n_groups
+
+__all__ = [
+    "PointwiseTile",
+    "PointwiseSpec",
+    "candidate_tiles",
+    "default_tile",
+    "pointwise_context",
+    "render_pointwise",
+    "render_pointwise_library",
+]
+
+TEMPLATE = "pointwise_gemm.c.j2"
+
+
+@dataclass(frozen=True)
+class PointwiseTile:
+    mr: int = 8  # output pixels per register tile
+    acc: int = 1  # accumulator sets
+    pb: int = 0  # pixels per block (0 = all pixels)
+
+    def tag(self, np_: int) -> str:
+        return f"m{self.mr}a{self.acc}b{self.pb or np_}"
+
+
+@dataclass(frozen=True)
+class PointwiseSpec:
+    """One generated 1×1 convolution (``fc=False``) or fully connected layer (``fc=True``,
+    ``h = w = 1``, stride 1): shapes and tiling."""
+
+    cin: int
+    cout: int
+    h: int = 1
+    w: int = 1
+    stride: int = 1
+    relu: bool = False
+    fc: bool = False
+    group: int = GROUP
+    tile: PointwiseTile = field(default_factory=PointwiseTile)
+    index: int = 0
+    isa: str = "avx2"
+
+    def __post_init__(self) -> None:
+        if min(self.cin, self.cout, self.h, self.w) < 1:
+            raise ValueError(f"bad shape {self.cin}x{self.cout} {self.h}x{self.w}")
+        if self.stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {self.stride}")
+        if self.fc and (self.h, self.w, self.stride) != (1, 1, 1):
+            raise ValueError("a fully connected kernel has h = w = stride = 1")
+        if self.group < VW or self.group % VW:
+            raise ValueError(f"the filter group must be a multiple of {VW}, got {self.group}")
+        t = self.tile
+        if t.mr < 1 or t.acc < 1 or t.pb < 0 or (t.pb and t.pb % t.mr):
+            raise ValueError(f"bad tile {t} (pb must be a multiple of mr)")
+
+    @property
+    def vw(self) -> int:
+        """Floats per vector: 16 (zmm) with AVX-512 when the group is a multiple of 16, else 8."""
+        return 16 if self.isa == "avx512" and self.group % 16 == 0 else VW
+
+    @property
+    def ho(self) -> int:
+        return -(-self.h // self.stride)
+
+    @property
+    def wo(self) -> int:
+        return -(-self.w // self.stride)
+
+    @property
+    def n_pixels(self) -> int:
+        return self.ho * self.wo
+
+    @property
+    def workspace_floats(self) -> int:
+        """Stride 2: the kernel first gathers the used input pixels into the workspace (a
+        quarter of the input), so every tile reads consecutive rows at constant offsets."""
+        return self.n_pixels * self.cin if self.stride == 2 else 0
+
+    @property
+    def n_groups(self) -> int:
+        return n_groups(self.cout, self.group)
+
+    @property
+    def macs_dense(self) -> int:
+        return self.n_pixels * self.cin * self.cout
+
+    @property
+    def name(self) -> str:
+        relu = "_relu" if self.relu else ""
+        tag = self.tile.tag(self.n_pixels)
+        if self.fc:
+            return f"cocogen_fc_g{self.group}_{self.cin}x{self.cout}_l{self.index}{relu}__{self.isa}_{tag}"
+        return (
+            f"cocogen_pw1x1s{self.stride}_g{self.group}_{self.cin}x{self.cout}_{self.h}x{self.w}"
+            f"_l{self.index}{relu}__{self.isa}_{tag}"
+        )
+
+    def with_tile(self, tile: PointwiseTile) -> PointwiseSpec:
+        return replace(self, tile=tile)
+
+    def to_json(self) -> dict:
+        return {
+            "kind": "fc" if self.fc else "pointwise",
+            "cin": self.cin,
+            "cout": self.cout,
+            "h": self.h,
+            "w": self.w,
+            "stride": self.stride,
+            "relu": self.relu,
+            "group": self.group,
+            "tile": {"mr": self.tile.mr, "acc": self.tile.acc, "pb": self.tile.pb},
+            "name": self.name,
+        }
+
+
+def _max_mr(spec: PointwiseSpec) -> int:
+    """Largest pixel tile whose accumulators fit the vector registers (32 with AVX-512VL,
+    16 otherwise), leaving room for the weight vectors and a broadcast."""
+    regs = 32 if spec.isa == "avx512" else 16
+    nv = spec.group // spec.vw
+    return max(1, (regs - nv - 2) // nv)
+
+
+def candidate_tiles(spec: PointwiseSpec, limit: int = 6) -> list[PointwiseTile]:
+    """Tilings worth timing for ``spec``, best guess first."""
+    np_ = spec.n_pixels
+    if np_ == 1:
+        return [PointwiseTile(1, a, 0) for a in (4, 2, 8, 1)][:limit]
+    top = _max_mr(spec)
+    nv = spec.group // spec.vw
+    if nv == 1:  # one vector per block: more pixels, or a second accumulator set per pixel
+        shapes = [(12, 1), (8, 2), (16, 1), (8, 1)]
+    else:
+        shapes = [(8, 1), (6, 1), (4, 2), (4, 1)]
+    shapes = [(m, a) for m, a in shapes if m * a <= top and m <= np_]
+    shapes = shapes or [(min(top, np_), 1)]
+    # pixel tile outermost (pb = mr): the tile's input rows stay in L1 while every group's
+    # weights stream from L2 (XNNPACK's order); then group outermost (pb = all pixels): a
+    # group's weights stay in L1 while the pixels stream (better when the weights exceed L2)
+    out = [PointwiseTile(m, a, m if m < np_ else 0) for m, a in shapes]
+    out += [PointwiseTile(m, a, 0) for m, a in shapes[:2]]
+    seen, uniq = set(), []
+    for t in out:
+        if t not in seen:
+            seen.add(t)
+            uniq.append(t)
+    return uniq[:limit]
+
+
+def default_tile(spec: PointwiseSpec) -> PointwiseTile:
+    return candidate_tiles(spec, 1)[0]
+
+
+def pointwise_context(spec: PointwiseSpec) -> dict:
+    """Everything the template needs, as plain values."""
+    t = spec.tile
+    np_ = spec.n_pixels
+    mr = min(t.mr, np_)
+    pb = t.pb or -(-np_ // mr) * mr
+    ng = spec.n_groups
+    last_cols = spec.cout - (ng - 1) * spec.group
+    mr_tail = np_ % mr
+    tiles = []
+    for cols in sorted({spec.group, last_cols}, reverse=True):
+        for m in [mr] + ([mr_tail] if mr_tail else []):
+            tiles.append({"mr": m, "cols": cols, "nv": -(-cols // spec.vw)})
+    v16 = spec.vw == 16
+    return {
+        "name": spec.name,
+        "fc": spec.fc,
+        "cin": spec.cin,
+        "h": spec.h,
+        "w": spec.w,
+        "cout": spec.cout,
+        "ho": spec.ho,
+        "wo": spec.wo,
+        "stride": spec.stride,
+        "relu": spec.relu,
+        "group": spec.group,
+        "nv": spec.group // spec.vw,
+        "vw": spec.vw,
+        "vt": "cg_v16f" if v16 else "cg_v8f",
+        "load": "CG_LOAD16" if v16 else "CG_LOAD",
+        "bcast": "cg_bcast16" if v16 else "cg_bcast",
+        "relu_fn": "cg_relu16" if v16 else "cg_relu",
+        "store": "cg_store16" if v16 else "cg_store",
+        "ng": ng,
+        "last_cols": last_cols,
+        "mr": mr,
+        "mr_tail": mr_tail,
+        "acc": t.acc,
+        "pb": pb,
+        "np": np_,
+        "n_pb": -(-np_ // pb),
+        "tiles": tiles,
+        "workspace_floats": spec.workspace_floats,
+    }
+
+
+def _header(source: str | None) -> str:
+    from cocotune.cocogen.emit_c import _version
+
+    text = (
+        environment()
+        .get_template("file_header.c.j2")
+        .render(template=TEMPLATE, version=_version(), source=source)
+    )
+    return text.replace("cocotune.cocogen.emit_c", "cocotune.cocogen.emit_pointwise")
+
+
+def render_pointwise(spec: PointwiseSpec, source: str | None = None) -> str:
+    """The C source of one kernel (with the shared file header: vector types and helpers)."""
+    body = environment().get_template(TEMPLATE).render(k=pointwise_context(spec))
+    return _header(source) + "\n" + body
+
+
+def render_pointwise_library(
+    specs: list[PointwiseSpec], source: str | None = None
+) -> dict[str, str]:
+    """File name -> C text, one file per kernel (compile with :func:`cocotune.cocogen.build.
+    build_library`)."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate kernel names: {dup}")
+    return {f"{s.name}.c": render_pointwise(s, source) for s in specs}
