@@ -54,9 +54,8 @@ METHODS = {"default": "default", "block": "block-trained"}  # JSON name -> produ
 PAPER = {
     "source": "Guan, Shen, Lim. Wootz: A Compiler-Based Framework for Fast CNN Pruning via "
     "Composability. PLDI 2019 (arXiv:1901.02358)",
-    "setting": "ImageNet-trained ResNet-50 / Inception-V3 fine-tuned to Flowers102, CUB200, "
-    "Cars, Dogs; subspaces of up to 500 configurations; block pre-training 10k steps "
-    "(ResNet-50) / 20k (Inception-V3), fine-tuning up to 30k steps per configuration",
+    "setting": "ImageNet-trained ResNet-50 and Inception-V3 pruned for four fine-grained data "
+    "sets (Flowers102, CUB200, Cars, Dogs); subspaces of up to 500 configurations",
     "table4_headline": {"resnet50_flowers102": {"64": 17.4, "256": 108}},
     "table3_speedup_range": [97, 186],
     "max_speedup_resnet50": 186.7,

@@ -113,6 +113,17 @@ def test_composability_replay_rule_by_hand():
     assert r["speedup"] == 4.0 / 16.0 and not r["partial_block"]
 
 
+def test_composability_committed_results():
+    """The committed full run: contract, table recomputed from its curves, README in sync."""
+    path = REPO / "benchmarks" / "results" / "composability.json"
+    data = json.loads(path.read_text())
+    assert not data["quick"]
+    assert sorted(data["subspaces"], key=int) == ["16", "64", "256"]
+    check_composability_contract(data)
+    readme = _load("readme_results", REPO / "scripts" / "readme_results.py")
+    assert readme.main(["--check"]) == 0, "README section out of date: scripts/readme_results.py"
+
+
 @pytest.mark.slow
 def test_composability_quick(tmp_path):
     proc = subprocess.run(
