@@ -191,3 +191,18 @@ def test_generated_model_loads_no_compiler(tmp_path):
         or m == "cocotune._proto.caffe_pb2"
     ]
     assert not compiler, f"build_model('full') imported the compiler: {compiler}"
+
+
+def test_nothing_shipped_points_outside_the_repository():
+    """Code, --help texts, templates and the grammar cite docs/design.md, never a file beside the
+    repository (a user of the wheel has neither ../shared nor the original DESIGN.md)."""
+    offenders = []
+    for root in ("cocotune", "codegen_templates", "grammar", "proto", "examples"):
+        for path in sorted((REPO / root).rglob("*")):
+            if not path.is_file() or path.suffix in (".pyc", ".so", ".png", ".bin", ".h5"):
+                continue
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for needle in ("../shared", "DESIGN §", "DESIGN.md"):
+                if needle in text:
+                    offenders.append(f"{path.relative_to(REPO)}: {needle}")
+    assert not offenders, "\n".join(offenders)

@@ -1,6 +1,6 @@
 """Weights for pruned networks: L1-pruned from the full model, then overlaid with trained blocks.
 
-Everything is done in Caffe layout (numpy), where pruning is defined (DESIGN §3), and turned
+Everything is done in Caffe layout (numpy), where pruning is defined (docs/design.md §3), and turned
 into Keras variables only when set on a model, through the same plan the code came from:
 
 - :func:`default_weights`: the full model's weights with each module's filters chosen by L1
@@ -31,7 +31,7 @@ def default_weights(
     rates: Mapping[str, float],
     analysis: PruningAnalysis | None = None,
 ) -> CaffeWeights:
-    """Full weights → the pruned network's weights (L1 filter choice, DESIGN §3)."""
+    """Full weights → the pruned network's weights (L1 filter choice, docs/design.md §3)."""
     weights, _ = pruned_weights(net_plan.net, full, rates, analysis)
     return dict(weights)
 

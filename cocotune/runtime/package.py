@@ -1,7 +1,7 @@
 """A generated package, as the runtime loops see it: net, plan, model code, tuning data, files.
 
 The package directory holds ``net.prototxt`` and ``tuning.json``; re-reading them costs a
-fraction of a second and no TensorFlow, and keeps the generated scripts thin (DESIGN §6).
+fraction of a second and no TensorFlow, and keeps the generated scripts thin (docs/design.md §6).
 """
 
 from __future__ import annotations
