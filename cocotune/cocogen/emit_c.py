@@ -42,12 +42,9 @@ def environment() -> jinja2.Environment:
 
 
 def _version() -> str:
-    try:
-        from cocotune import __version__
+    from cocotune import __version__
 
-        return __version__
-    except ImportError:  # pragma: no cover
-        return "?"
+    return __version__
 
 
 def _valid_range(n_out: int, n_in: int, stride: int, shift: int) -> tuple[int, int]:

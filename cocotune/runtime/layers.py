@@ -42,7 +42,6 @@ __all__ = [
     "AbsVal",
     "Clip",
     "Swish",
-    "CaffePReLU",
     "CaffeDeconv2D",
     "ArgMax",
     "Reduction",
@@ -889,51 +888,6 @@ class Swish(_Elementwise):
     def get_config(self):
         config = super().get_config()
         config.update({"beta": self.beta})
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class CaffePReLU(keras.layers.Layer):
-    """Caffe PReLU: ``y = max(0, x) + alpha * min(0, x)``, alpha per channel or shared.
-
-    Args:
-        channel_shared: One slope for all channels instead of one per channel.
-        **kwargs: Base layer arguments.
-
-    Input shape:
-        Tensor ``(batch, ..., C)``.
-
-    Output shape:
-        Same as the input.
-
-    Weights:
-        ``alpha``: shape ``(C,)``, or ``(1,)`` if ``channel_shared`` -- Caffe's blob as is.
-        Initialised to 0.25 (Caffe's default filler).
-    """
-
-    def __init__(self, channel_shared=False, **kwargs):
-        super().__init__(**kwargs)
-        self.channel_shared = bool(channel_shared)
-
-    def build(self, input_shape):
-        c = 1 if self.channel_shared else input_shape[-1]
-        if c is None:
-            raise ValueError(f"CaffePReLU needs a static channel axis. Received: {input_shape}")
-        self.alpha = self.add_weight(
-            name="alpha", shape=(int(c),), initializer=keras.initializers.Constant(0.25)
-        )
-        super().build(input_shape)
-
-    def call(self, inputs):
-        alpha = tf.cast(self.alpha, inputs.dtype)
-        return tf.nn.relu(inputs) + alpha * tf.minimum(inputs, 0.0)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"channel_shared": self.channel_shared})
         return config
 
 

@@ -331,13 +331,6 @@ def test_absval_clip_swish():
         np.testing.assert_allclose(nchw(y), ref.swish(X_ELT, beta), **TOL)
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_prelu(shared):
-    slope = rand(1 if shared else 3, seed=18)
-    y = run(L.CaffePReLU(shared), nhwc(X_ELT), weights=[slope])
-    np.testing.assert_allclose(nchw(y), ref.prelu(X_ELT, slope, shared), **TOL)
-
-
 def test_stock_keras_activations_match_caffe():
     """The generator uses these stock layers; they must compute what Caffe does."""
     x = nhwc(X_ELT)
@@ -514,7 +507,6 @@ def test_save_load_roundtrip(tmp_path):
         L.AbsVal(name="abs")(x),
         L.Clip(-0.5, 0.5, name="clip")(x),
         L.Swish(1.5, name="swish")(x),
-        L.CaffePReLU(name="prelu")(x),
         L.CaffeDeconv2D(6, 3, 2, 1, 2, groups=2, name="deconv")(x),
         L.ArgMax(2, True, -1, name="argmax")(x),
         L.Reduction("sumsq", (1, 2), 0.5, name="reduction")(x),
