@@ -51,7 +51,7 @@ bench: $(STAMP)
 
 # The README's "Does it work?" section comes from one full run of this benchmark.
 composability: $(STAMP)
-	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/composability.py
+	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/composability.py --work build/composability-work
 	$(PY) scripts/readme_results.py
 
 # The TFLite delegate's tests again, with the delegate built under AddressSanitizer (CI runs

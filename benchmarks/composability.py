@@ -407,9 +407,16 @@ def train_full(work: Path, pkg, p: dict) -> None:
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.results import atomic_save, atomic_write_json
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (StopRule, accuracy, classification_loss, fit,
-                                           predict_batches, recalibrate_batchnorm,
-                                           recalibration_images, train_steps)  # fmt: skip
+    from cocotune.runtime.training import (
+        StopRule,
+        accuracy,
+        classification_loss,
+        fit,
+        predict_batches,
+        recalibrate_batchnorm,
+        recalibration_images,  # fmt: skip
+        train_steps,
+    )
 
     source, target, groups = make_regime(p["regime"], p["seed"])
     loss = classification_loss(pkg.outputs_probabilities)

@@ -848,7 +848,7 @@ class Clip(_Elementwise):
         Same as the input.
     """
 
-    def __init__(self, min, max, **kwargs):  # noqa: A002 (Caffe's names)
+    def __init__(self, min, max, **kwargs):
         super().__init__(**kwargs)
         self.min = float(min)
         self.max = float(max)
