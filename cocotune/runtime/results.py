@@ -15,32 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cocotune.errors import CocotuneError, Position
+from cocotune.files import atomic_save
 
 __all__ = ["ResultsError", "ResultsLog", "atomic_save", "atomic_write_json"]
 
 
 class ResultsError(CocotuneError):
     """A results file that is damaged somewhere other than its last line."""
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (the directory entry), where the platform allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ResultsLog:
@@ -204,37 +190,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def atomic_save(path: str | os.PathLike[str], writer_fn: Callable[[Path], Any]) -> Path:
-    """Write ``path`` through ``writer_fn(temp_path)`` and rename it into place.
-
-    The temporary file sits in the same directory (a rename is atomic only within one file
-    system) and its name *ends with* the target's name, so suffix-checking writers such as
-    Keras' ``save_weights`` (which insists on ``.weights.h5``) accept it. If ``writer_fn`` raises,
-    the temporary file is removed and ``path`` is left as it was.
-
-    Example:
-        >>> atomic_save(out / "best.weights.h5", model.save_weights)
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix="-" + target.name, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        tmp.unlink()  # let the writer create it (some refuse to overwrite, or check existence)
-        writer_fn(tmp)
-        if not tmp.exists():
-            raise FileNotFoundError(f"{writer_fn!r} did not write {tmp}")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-    return target
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
