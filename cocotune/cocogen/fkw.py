@@ -28,13 +28,12 @@ library, dtypes), then the arrays (and bias) back to back, little-endian.
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cocotune.cocogen.container import read_container, write_container
 from cocotune.cocogen.errors import CocogenError
 from cocotune.cocogen.patterns import PatternLibrary, hwio_of, kernels_of
 
@@ -180,21 +179,13 @@ _ARRAYS = ("offset", "reorder", "index", "pattern", "weights", "bias")
 
 def write_fkw(layer: FKWLayer, path: str | Path) -> int:
     """Write ``layer`` to ``path``; returns the file size in bytes."""
-    header = {
-        "cout": layer.cout,
-        "cin": layer.cin,
-        "library": layer.library.to_json(),
-        "arrays": {
-            n: [np.dtype(getattr(layer, n).dtype).str, int(getattr(layer, n).size)] for n in _ARRAYS
-        },
-    }
-    hb = json.dumps(header, sort_keys=True).encode("utf-8")
-    with open(path, "wb") as fh:
-        fh.write(MAGIC + struct.pack("<I", len(hb)) + hb)
-        for n in _ARRAYS:
-            a = getattr(layer, n)
-            fh.write(np.ascontiguousarray(a, dtype=np.dtype(a.dtype).newbyteorder("<")).tobytes())
-    return Path(path).stat().st_size
+    arrays = {n: getattr(layer, n) for n in _ARRAYS}
+    return write_container(
+        path,
+        MAGIC,
+        {"cout": layer.cout, "cin": layer.cin, "library": layer.library.to_json()},
+        arrays,
+    )
 
 
 def read_fkw(path: str | Path) -> FKWLayer:
@@ -203,26 +194,7 @@ def read_fkw(path: str | Path) -> FKWLayer:
     Raises:
         CocogenError: not an FKW file, or truncated.
     """
-    data = Path(path).read_bytes()
-    if data[:4] != MAGIC or len(data) < 8:
-        raise CocogenError(f"'{path}' is not an FKW file (bad magic)")
-    (hl,) = struct.unpack("<I", data[4:8])
-    try:
-        header = json.loads(data[8 : 8 + hl].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CocogenError(f"'{path}' has a corrupt FKW header") from None
-    pos = 8 + hl
-    arrays = {}
-    for n in _ARRAYS:
-        dt, size = header["arrays"][n]
-        dt = np.dtype(dt)
-        nb = dt.itemsize * size
-        if pos + nb > len(data):
-            raise CocogenError(f"'{path}' is truncated (array '{n}')")
-        arrays[n] = np.frombuffer(data, dtype=dt, count=size, offset=pos).astype(
-            dt.newbyteorder("=")
-        )
-        pos += nb
+    header, arrays = read_container(path, MAGIC, "an FKW", _ARRAYS)
     return FKWLayer(
         cout=int(header["cout"]),
         cin=int(header["cin"]),

@@ -28,14 +28,12 @@ arrays and the bias back to back, little-endian (like FKW).
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cocotune.cocogen.errors import CocogenError
+from cocotune.cocogen.container import read_container, write_container
 from cocotune.cocogen.fkw import csr_nbytes
 from cocotune.cocogen.pointwise import GROUP, block_norms, matrix_of, n_groups
 
@@ -143,21 +141,10 @@ _ARRAYS = ("offset", "reorder", "index", "weights", "bias")
 
 def write_pwb(layer: PWBLayer, path: str | Path) -> int:
     """Write ``layer`` to ``path``; returns the file size in bytes."""
-    header = {
-        "cin": layer.cin,
-        "cout": layer.cout,
-        "group": layer.group,
-        "arrays": {
-            n: [np.dtype(getattr(layer, n).dtype).str, int(getattr(layer, n).size)] for n in _ARRAYS
-        },
-    }
-    hb = json.dumps(header, sort_keys=True).encode("utf-8")
-    with open(path, "wb") as fh:
-        fh.write(MAGIC + struct.pack("<I", len(hb)) + hb)
-        for n in _ARRAYS:
-            a = getattr(layer, n)
-            fh.write(np.ascontiguousarray(a, dtype=np.dtype(a.dtype).newbyteorder("<")).tobytes())
-    return Path(path).stat().st_size
+    arrays = {n: getattr(layer, n) for n in _ARRAYS}
+    return write_container(
+        path, MAGIC, {"cin": layer.cin, "cout": layer.cout, "group": layer.group}, arrays
+    )
 
 
 def read_pwb(path: str | Path) -> PWBLayer:
@@ -166,27 +153,7 @@ def read_pwb(path: str | Path) -> PWBLayer:
     Raises:
         CocogenError: not a PWB file, or corrupt / truncated.
     """
-    data = Path(path).read_bytes()
-    if data[:4] != MAGIC or len(data) < 8:
-        raise CocogenError(f"'{path}' is not a PWB file (bad magic)")
-    (hl,) = struct.unpack("<I", data[4:8])
-    try:
-        header = json.loads(data[8 : 8 + hl].decode("utf-8"))
-        specs = [
-            (n, np.dtype(header["arrays"][n][0]), int(header["arrays"][n][1])) for n in _ARRAYS
-        ]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise CocogenError(f"'{path}' has a corrupt PWB header") from None
-    pos = 8 + hl
-    arrays = {}
-    for n, dt, size in specs:
-        nb = dt.itemsize * size
-        if pos + nb > len(data):
-            raise CocogenError(f"'{path}' is truncated (array '{n}')")
-        arrays[n] = np.frombuffer(data, dtype=dt, count=size, offset=pos).astype(
-            dt.newbyteorder("=")
-        )
-        pos += nb
+    header, arrays = read_container(path, MAGIC, "a PWB", _ARRAYS)
     return PWBLayer(
         cin=int(header["cin"]), cout=int(header["cout"]), group=int(header["group"]), **arrays
     )
