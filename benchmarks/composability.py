@@ -205,7 +205,7 @@ def fingerprint(obj) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def replay(doc: dict, ids: list[str], alpha: float, method: str) -> dict:
+def replay(doc: dict, ids: list[str], alpha: float, method: str, cost: str = "seconds") -> dict:
     """Explore ``ids`` smallest first (ties by id) with ``method``'s measured curves.
 
     A configuration costs ``setup_seconds`` plus the seconds of its first curve point at or
@@ -213,23 +213,50 @@ def replay(doc: dict, ids: list[str], alpha: float, method: str) -> dict:
     Block-trained exploration starts with all pre-training (``full.pretrain_seconds``).
     Reaching a configuration the run did not measure ends the replay with ``partial`` true
     (``seconds`` is then what was spent before it: a lower bound).
+
+    ``cost`` says what is counted, to show what limits a speedup: ``"seconds"`` (the rule
+    above, the one reported), ``"no_setup"`` (the same without any configuration's
+    ``setup_seconds``: no building, assembling or BatchNorm re-estimation before the first
+    step) or ``"steps"`` (training steps only: a configuration costs the step of the curve
+    point, pre-training costs the sum of its groups' steps; no setup, compiling or evaluation,
+    and a pre-training step counted like a fine-tuning step although it runs teacher and
+    students). ``seconds`` in the result is then in that unit.
     """
+    if cost not in ("seconds", "no_setup", "steps"):
+        raise ValueError(f"unknown cost {cost!r}")
     configs = {c["id"]: c for c in doc["configs"]}
     threshold = doc["full"]["val_accuracy"] * (1 - alpha)
     order = sorted(ids, key=lambda i: (doc["sizes"][i], i))
-    seconds = doc["full"]["pretrain_seconds"] if method == "block" else 0.0
+    if method != "block":
+        seconds = 0.0
+    elif cost == "steps":
+        seconds = float(sum(g["steps"] for g in doc["full"]["pretrain_groups"]))
+    else:
+        seconds = doc["full"]["pretrain_seconds"]
+    at = 0 if cost == "steps" else 1  # which field of a curve point is the cost
     out = {"explored": 0, "found": None, "params": None, "step": None, "partial": False}
     for cid in order:
         if cid not in configs:
             return {**out, "seconds": seconds, "partial": True}
         run = configs[cid][method]
         hit = next((p for p in run["curve"] if p[2] >= threshold), None)
-        seconds += run["setup_seconds"] + (hit or run["curve"][-1])[1]
+        setup = run["setup_seconds"] if cost == "seconds" else 0.0
+        seconds += setup + (hit or run["curve"][-1])[at]
         out["explored"] += 1
         if hit is not None:
             return {**out, "seconds": seconds, "found": cid, "params": doc["sizes"][cid],
                     "step": hit[0]}  # fmt: skip
     return {**out, "seconds": seconds}
+
+
+def _ratio(doc: dict, ids: list[str], alpha: float, cost: str) -> float | None:
+    """Default cost / block-trained cost under another cost model (see :func:`replay`): what
+    the speedup would be if per-configuration fixed costs (or all but training steps) were
+    zero; a reader sees whether those costs or the accuracies hold a speedup back."""
+    base, block = (replay(doc, ids, alpha, m, cost) for m in ("default", "block"))
+    if block["partial"] or not block["seconds"]:
+        return None
+    return base["seconds"] / block["seconds"]
 
 
 def meets(run: dict, threshold: float) -> bool:
@@ -275,6 +302,8 @@ def table4(doc: dict) -> list[dict]:
                 "params_default": base["params"], "params_block": block["params"],
                 "meeting_default": n_default, "meeting_block": n_block,
                 "pretrain_share": doc["full"]["pretrain_seconds"] / block["seconds"],
+                "speedup_without_setup": _ratio(doc, ids, alpha, "no_setup"),
+                "speedup_in_steps": _ratio(doc, ids, alpha, "steps"),
             })  # fmt: skip
     return rows
 

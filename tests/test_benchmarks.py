@@ -61,7 +61,11 @@ def test_composability_replay_rule_by_hand():
     c = lambda i, params, d, b: {"id": i, "params": params, "default": d, "block": b}  # noqa
     run = lambda setup, curve: {"setup_seconds": setup, "curve": curve}  # noqa
     doc = {
-        "full": {"val_accuracy": 0.9, "pretrain_seconds": 10.0},
+        "full": {
+            "val_accuracy": 0.9,
+            "pretrain_seconds": 10.0,
+            "pretrain_groups": [{"steps": 10}, {"steps": 20}],
+        },
         "alphas": [0, 0.2],
         "subspaces": {"2": ["a", "b"], "3": ["a", "b", "c"]},
         "sizes": {"a": 200, "b": 200, "c": 100},
@@ -94,6 +98,10 @@ def test_composability_replay_rule_by_hand():
     r = rows[(3, 0)]
     assert r["seconds_default"] == 18.0 and r["seconds_block"] == 16.0
     assert (r["explored_default"], r["explored_block"]) == (3, 1)
+    # the same replay without setup: default 3 + 5 + 6 = 14, block 10 + 4 = 14; in steps:
+    # default 20 + 20 + 20 = 60, block 30 pre-training steps (the groups') + 20 = 50
+    assert r["speedup_without_setup"] == 14.0 / 14.0
+    assert r["speedup_in_steps"] == 60.0 / 50.0
     # alpha 0.2 (threshold 0.72): c meets at 3 s with default and 4 s with block: all pass
     r = rows[(3, 0.2)]
     assert r["seconds_default"] == 4.0 and r["seconds_block"] == 16.0
