@@ -1,4 +1,9 @@
-"""Output-side types: Softmax, ArgMax, Reduction, the training losses, Accuracy, Silence."""
+"""Output-side types: Softmax, ArgMax, Reduction, the training losses, Accuracy, Silence.
+
+Together because they end a net: they turn scores into probabilities, indices or summaries,
+and the losses and metrics exist only for training (their emitter writes no model code, the
+generated training scripts implement them), so their rules give Caffe's scalar tops.
+"""
 
 from __future__ import annotations
 

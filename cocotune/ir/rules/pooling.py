@@ -1,4 +1,8 @@
-"""Pooling: output shapes from :mod:`cocotune.ir.geometry` (Caffe's rounding and windows) and cost."""
+"""Pooling: output shapes and cost of Caffe's MAX/AVE pooling.
+
+The window arithmetic (ceil rounding, a last window dropped in the padding, global pooling)
+lives in :mod:`cocotune.ir.geometry`, where the pooling emitter reads the same windows.
+"""
 
 from __future__ import annotations
 
