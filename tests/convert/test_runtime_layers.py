@@ -8,7 +8,12 @@ match what it computes.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import itertools
+import pkgutil
+import re
+import zipfile
 
 import keras
 import numpy as np
@@ -535,9 +540,44 @@ def test_save_load_roundtrip(tmp_path):
         if layer.name not in ("x", "idx", "a"):
             assert loaded.get_layer(layer.name).get_config() == layer.get_config()
 
+    # Files saved before runtime/layers.py became a package record the module
+    # "cocotune.runtime.layers" for every class; Keras resolves cocotune>Name by its registered
+    # name, so such a file loads to the same classes and outputs.
+    pre_split = tmp_path / "pre_split.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(pre_split, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                data, count = re.subn(
+                    rb'"module": "cocotune\.runtime\.layers\.[a-z_]+"',
+                    b'"module": "cocotune.runtime.layers"',
+                    data,
+                )
+                assert count == len(outs)  # one entry per cocotune layer
+            dst.writestr(item, data)
+    old = keras.saving.load_model(pre_split)
+    for layer, b, a in zip(outs, before, old.predict(feeds, verbose=0)):
+        np.testing.assert_array_equal(a, b, err_msg=str(layer))
+    assert [type(layer) for layer in old.layers] == [type(layer) for layer in model.layers]
+
 
 @pytest.mark.parametrize("name", [n for n in L.__all__ if n[0].isupper()])
 def test_registered(name):
     cls = getattr(L, name)
     assert keras.saving.get_registered_name(cls) == f"cocotune>{name}"
     assert cls.__doc__ and "Input shape:" in cls.__doc__ and "Output shape:" in cls.__doc__
+
+
+def test_package_exports_every_layer():
+    """Generated code reaches layers as ``caffe.Name``: every public class of every family
+    module is re-exported by the package (and so registered by ``import cocotune``)."""
+    defined = set()
+    for info in pkgutil.iter_modules(L.__path__):
+        module = importlib.import_module(f"{L.__name__}.{info.name}")
+        defined |= {
+            name
+            for name, obj in vars(module).items()
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and name[0] != "_"
+        }
+    assert defined == {n for n in L.__all__ if n[0].isupper()}
+    assert all(getattr(L, n).__module__.startswith(f"{L.__name__}.") for n in L.__all__)

@@ -107,6 +107,6 @@ def test_saved_model_loads_in_fresh_process_with_import_cocotune(tmp_path):
         loaded = _python(LOAD.format(first=first, second=second), path, x, ref)
         assert loaded.returncode == 0, loaded.stderr
         report = json.loads(loaded.stdout.strip().splitlines()[-1])
-        assert "cocotune.runtime.layers.CaffePooling2D" in report["classes"]
+        assert "cocotune.runtime.layers.pooling.CaffePooling2D" in report["classes"]
         assert "cocotune.runtime.model.ReconstructionError" in report["classes"]
         assert report["max_diff"] == 0.0
