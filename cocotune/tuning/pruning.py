@@ -56,6 +56,7 @@ __all__ = [
     "PruningPlan",
     "Region",
     "analyze_pruning",
+    "channel_axes",
     "config_cost",
     "is_depthwise",
     "kept_filters",
@@ -531,19 +532,30 @@ def _blob_specs(layer: Layer, num_output: int | None = None, channels: int | Non
     return blobs(probe, shapes)
 
 
-def _following_axes(
-    layer: Layer, full: list[BlobSpec], pruned: list[BlobSpec], count: int, keep: int
-) -> list[tuple[int, int] | None]:
-    """For each blob, (axis, entries per channel) of the one axis whose size follows a channel
-    count going from ``count`` to ``keep`` (None: the blob does not follow it).
+def channel_axes(
+    layer: Layer, keep: int, outputs: bool, inputs: bool
+) -> list[tuple[BlobSpec, int, int] | None]:
+    """For each of ``layer``'s blobs, (spec, axis, entries per channel) of the one axis that
+    follows its output channels (``outputs``: its filters) and/or the channels it reads
+    (``inputs``) when they go down to ``keep``; None for a blob that does not follow them.
 
-    Why read it off the blob rule: the rule already says which axis of which blob holds the
-    channels (axis 1 of a convolution's weights, the columns of an InnerProduct's -- channel c
-    owning ``c*S .. (c+1)*S - 1`` as Caffe flattens C x H x W --, the first axis of
-    BatchNorm's statistics but not its factor, nothing for a channel-shared PReLU slope), so
-    a new type's blobs are pruned right without a second description here.
+    Why read it off the catalogue's blob rule: the rule already says which axis of which blob
+    holds the channels (axis 1 of a convolution's weights, the columns of an InnerProduct's --
+    channel c owning ``c*S .. (c+1)*S - 1`` as Caffe flattens C x H x W --, the first axis of
+    BatchNorm's statistics but not its factor, nothing for a channel-shared PReLU slope), so a
+    new type's blobs are pruned right without a second description here. The rule is run on
+    the layer as it is and as pruned, and the axes that changed are compared.
+
+    Raises:
+        AssertionError: a blob changes along several axes or not in proportion (a blob rule
+            tests/ir/test_catalogue.py rejects).
     """
-    out: list[tuple[int, int] | None] = []
+    full = _blob_specs(layer)
+    if full is None:
+        return []
+    count = _num_output(layer) if outputs else layer.inputs[0].shape[1]
+    pruned = _blob_specs(layer, keep if outputs else None, keep if inputs else None)
+    out: list[tuple[BlobSpec, int, int] | None] = []
     for a, b in zip(full, pruned):
         axes = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
         if not axes and len(a.shape) == len(b.shape):
@@ -551,30 +563,23 @@ def _following_axes(
             continue
         per = a.shape[axes[0]] // count if len(axes) == 1 else 0
         if len(axes) != 1 or a.shape[axes[0]] != per * count or b.shape[axes[0]] != per * keep:
-            raise AssertionError(  # a blob rule the catalogue tests should have caught
+            raise AssertionError(
                 f"{layer.type}: blob '{a.name}' {a.shape} -> {b.shape} does not follow "
                 f"{count} -> {keep} channels along one axis"
             )
-        out.append((axes[0], per))
+        out.append((a, axes[0], per))
     return out
 
 
 def _take_following(
-    layer: Layer, blobs: list[np.ndarray], kept: np.ndarray, count: int, outputs: bool, inputs: bool
+    layer: Layer, blobs: list[np.ndarray], kept: np.ndarray, outputs: bool, inputs: bool
 ) -> list[np.ndarray]:
-    """Keep the channels ``kept`` (of ``count``) in every blob that follows them, the layer's
-    ``outputs`` (its filters) and/or its ``inputs`` (the channels it reads)."""
-    full = _blob_specs(layer)
-    if full is None:
-        return blobs
-    keep = len(kept)
-    pruned = _blob_specs(layer, keep if outputs else None, keep if inputs else None)
-    axes = _following_axes(layer, full, pruned, count, keep)
+    """Keep the channels ``kept`` in every blob that follows them (see :func:`channel_axes`)."""
     out = list(blobs)
-    for i, (spec, follow) in enumerate(zip(full, axes)):
+    for i, follow in enumerate(channel_axes(layer, len(kept), outputs, inputs)):
         if follow is None or i >= len(out):
             continue
-        axis, per = follow
+        spec, axis, per = follow
         index = (kept[:, None] * per + np.arange(per)[None, :]).reshape(-1)
         out[i] = _take(layer, out[i], index, axis, spec.shape[axis])
     return out
@@ -583,10 +588,8 @@ def _take_following(
 def _output_axis(layer: Layer) -> int:
     """The axis of a producer's weights (blob 0) that holds its filters."""
     n = _num_output(layer)
-    keep = n - 1 if n > 1 else 2
-    full, pruned = _blob_specs(layer), _blob_specs(layer, num_output=keep)
-    follow = _following_axes(layer, full[:1], pruned[:1], n, keep)[0]
-    return follow[0] if follow else 0
+    follow = channel_axes(layer, n - 1 if n > 1 else 2, outputs=True, inputs=False)[0]
+    return follow[1] if follow else 0
 
 
 def _output_major(layer: Layer, w: np.ndarray) -> np.ndarray:
@@ -608,9 +611,9 @@ def _take_outputs(
 ) -> list[np.ndarray]:
     """Keep the output filters ``kept`` of a producer, or of a depthwise convolution after one
     (``channelwise``: its input channels go with its outputs)."""
-    return _take_following(layer, blobs, kept, _num_output(layer), True, channelwise)
+    return _take_following(layer, blobs, kept, outputs=True, inputs=channelwise)
 
 
 def _take_inputs(layer: Layer, blobs: list[np.ndarray], kept: np.ndarray) -> list[np.ndarray]:
     """Remove the pruned channels from what ``layer`` reads (consumers and channel-wise layers)."""
-    return _take_following(layer, blobs, kept, layer.inputs[0].shape[1], False, True)
+    return _take_following(layer, blobs, kept, outputs=False, inputs=True)
