@@ -8,14 +8,17 @@ type is now described once, by one call to :func:`register`, next to its shape r
 
 * its shape rule and cost (parameters, MACs), and how many bottoms and tops it takes;
 * the learnable blobs Caffe stores for it, their random initialisation and the field that
-  switches its bias on (read by :mod:`cocotune.caffemodel`);
-* its role in filter pruning (read by :mod:`cocotune.tuning.pruning`);
-* the name of the emitter that converts it (checked against :mod:`cocotune.convert.registry`,
-  which this package must not import: it sits below the converter);
+  switches its bias on (read by :mod:`cocotune.caffemodel`; pruning runs the blob rule on
+  pruned shapes to find which axis of which blob follows the channels);
+* its role in filter pruning (read by :mod:`cocotune.tuning.pruning`), which also says whether
+  it is a depthwise convolution (:func:`depthwise`, read by the converter too);
+* the name of the emitter that converts it (:mod:`cocotune.convert.registry` builds its table
+  from these names; this package must not import it: it sits below the converter);
 * or, for a type cocotune recognises but cannot handle, why.
 
-``tests/ir/test_catalogue.py`` checks that every entry is complete: a shape rule, an emitter
-or a reason, a numpy reference and a conversion case.
+``tests/ir/test_catalogue.py`` checks that every entry is complete (a shape rule, an emitter
+or a reason, a numpy reference and a conversion case), that its field paths name real fields,
+and that the modules which ask the catalogue spell out no type names of their own.
 """
 
 from __future__ import annotations
