@@ -280,8 +280,8 @@ MAY_NAME = {
     "layer's second top is a label",
     "cocotune/convert/emitters/norm.py": "ScaleEmitter tells Scale from Bias; the BatchNorm + "
     "Scale fold pairs two particular types",
-    "cocotune/caffemodel.py": "hints about a transposed InnerProduct matrix and a "
-    "Convolution's group in weight-shape errors",
+    "cocotune/caffemodel.py": "a hint, in a weight-shape error, about the one field that "
+    "transposes an InnerProduct's matrix",
 }
 
 
