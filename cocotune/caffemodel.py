@@ -28,7 +28,7 @@ from cocotune._proto import caffe_pb2
 from cocotune.errors import WeightsError, read_user_bytes
 from cocotune.files import write_bytes_atomic
 from cocotune.frontend.upgrade import V0_TYPE_NAMES, V1_TYPE_NAMES
-from cocotune.ir.catalogue import CATALOGUE, BlobSpec, field_value
+from cocotune.ir.catalogue import CATALOGUE, BlobSpec, field_value, pruning_role
 from cocotune.ir.net import Layer, Net, Shape
 from cocotune.ir.shapes import fmt_shape
 
@@ -364,10 +364,10 @@ def _shape_hints(layer: Layer, spec: BlobSpec, found: Shape) -> list[str]:
         found = found[4 - n :]  # compare a legacy blob by its trailing axes, as Caffe does
     if layer.type == "InnerProduct" and spec.name == "weights" and found == spec.shape[::-1]:
         return ["the caffemodel's matrix is transposed: check inner_product_param.transpose"]
-    if layer.type == "Convolution" and spec.name == "weights" and len(found) == len(spec.shape):
+    group = pruning_role(layer).group  # the catalogue's path of a group count, if any
+    if group and spec.name == "weights" and len(found) == len(spec.shape):
         if found[0] == spec.shape[0] and found[1] != spec.shape[1] and found[2:] == spec.shape[2:]:
-            return ["input channels per group differ: check convolution_param.group and the "
-                    "layer's input"]  # fmt: skip
+            return [f"input channels per group differ: check {group} and the layer's input"]
     return []
 
 

@@ -90,8 +90,11 @@ def verify(net, net_plan, module, caffe_weights, seed: int = 0, batch: int = 2) 
     inputs = {b.name for b in net_plan.model_inputs}
     # Blobs that no output depends on (e.g. Crop's reference input) are not in the model.
     in_model = {layer.name for layer in module.build_model("full").layers}
-    extra = [name for name in dict.fromkeys(b.name for b in net.blobs)
-             if producers.get(name) in in_model and name not in inputs and name not in outputs]  # fmt: skip
+    extra = [
+        name
+        for name in dict.fromkeys(b.name for b in net.blobs)
+        if producers.get(name) in in_model and name not in inputs and name not in outputs
+    ]
     model = module.build_model("full", outputs=extra)
     rng = np.random.default_rng(seed)
     feeds_caffe, feeds_tf = {}, []
@@ -123,9 +126,15 @@ def verify(net, net_plan, module, caffe_weights, seed: int = 0, batch: int = 2) 
             value = value.reshape(len(value), h, w, -1).transpose(0, 3, 1, 2).reshape(want.shape)
         abs_err = float(np.max(np.abs(value - want))) if want.size else 0.0
         scale = float(np.max(np.abs(want))) if want.size else 0.0
-        report.append({"blob": name, "shape": list(want.shape), "output": name in outputs,
-                       "max_abs_error": abs_err,
-                       "max_rel_error": abs_err / scale if scale else abs_err})  # fmt: skip
+        report.append(
+            {
+                "blob": name,
+                "shape": list(want.shape),
+                "output": name in outputs,
+                "max_abs_error": abs_err,
+                "max_rel_error": abs_err / scale if scale else abs_err,
+            }
+        )
     return report
 
 
@@ -140,9 +149,10 @@ def calibrate_batchnorm(net_plan, model, weights, feed) -> dict[str, list[np.nda
     """
     import keras
 
+    from cocotune.convert.emitters.norm import BatchNormEmitter
     from cocotune.convert.weights import caffe_to_keras, set_weights
 
-    bn_plans = [p for p in net_plan.plans if p.layer.type == "BatchNorm"]
+    bn_plans = [p for p in net_plan.plans if isinstance(p.emitter, BatchNormEmitter)]
     if not bn_plans:
         return weights
     weights = dict(weights)
@@ -185,9 +195,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     command = "convert " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["convert"] else "convert"
     net, net_plan, module, weights = convert(
-        args.prototxt, args.output, args.weights, args.phase, args.stage,
-        parse_input_shapes(args.input_shape), command=command,
-    )  # fmt: skip
+        args.prototxt,
+        args.output,
+        args.weights,
+        args.phase,
+        args.stage,
+        parse_input_shapes(args.input_shape),
+        command=command,
+    )
     out = Path(args.output)
     print(f"wrote {out / 'model.py'}" + (f" and {out / 'full.weights.h5'}" if weights else ""))
     if args.verify:
@@ -195,15 +210,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
         what = "the given weights" if weights is not None else f"random weights (seed {args.seed})"
         print(f"verify: generated Keras model vs numpy Caffe reference, {what}, random input")
         for row in (r for r in report if r["output"]):
-            print(f"  {row['blob']:30s} shape {tuple(row['shape'])}  max abs error "
-                  f"{row['max_abs_error']:.3g}  max rel error {row['max_rel_error']:.3g}")  # fmt: skip
+            print(
+                f"  {row['blob']:30s} shape {tuple(row['shape'])}  max abs error "
+                f"{row['max_abs_error']:.3g}  max rel error {row['max_rel_error']:.3g}"
+            )
         worst_row = max(report, key=lambda r: r["max_rel_error"])
         worst = worst_row["max_rel_error"]
-        print(f"  {len(report)} blobs compared; largest relative error {worst:.3g} "
-              f"at blob '{worst_row['blob']}'")  # fmt: skip
+        print(
+            f"  {len(report)} blobs compared; largest relative error {worst:.3g} "
+            f"at blob '{worst_row['blob']}'"
+        )
         ok = worst <= args.tolerance
-        print(f"verify: {'OK' if ok else 'MISMATCH'} (max relative error {worst:.3g}, "
-              f"tolerance {args.tolerance:g})")  # fmt: skip
+        print(
+            f"verify: {'OK' if ok else 'MISMATCH'} (max relative error {worst:.3g}, "
+            f"tolerance {args.tolerance:g})"
+        )
         return 0 if ok else 1
     return 0
 
@@ -221,9 +242,16 @@ def register(subparsers) -> None:
     add_net_options(p)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the net's trained weights")
-    p.add_argument("--verify", action="store_true",
-                   help="compare the generated model with the numpy Caffe reference")  # fmt: skip
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare the generated model with the numpy Caffe reference",
+    )
     p.add_argument("--seed", type=int, default=0, help="random input/weights seed for --verify")
-    p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="largest acceptable relative error for --verify (default 1e-4)")  # fmt: skip
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="largest acceptable relative error for --verify (default 1e-4)",
+    )
     p.set_defaults(func=cmd_convert)

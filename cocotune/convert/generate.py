@@ -29,9 +29,14 @@ class _CallView:
 
 def _view(call: Call) -> _CallView:
     return _CallView(
-        call.out, call.ctor, call.inputs, call.args,
-        [f"{k}={v}" for k, v in call.kwargs.items()], call.name, call.list_input,
-    )  # fmt: skip
+        call.out,
+        call.ctor,
+        call.inputs,
+        call.args,
+        [f"{k}={v}" for k, v in call.kwargs.items()],
+        call.name,
+        call.list_input,
+    )
 
 
 def _comment(plan: LayerPlan) -> str:
@@ -88,8 +93,9 @@ def generate_model_source(net_plan: NetPlan, source_path: str, command: str) -> 
                     blob_producers[blob.name] = producers[var]
             if plan.fused_into:
                 continue  # folded into the BatchNorm above; its comment says so
-            body.append({"module": False, "comment": _comment(plan),
-                         "calls": [_view(c) for c in calls]})  # fmt: skip
+            body.append(
+                {"module": False, "comment": _comment(plan), "calls": [_view(c) for c in calls]}
+            )
             continue
         if module.name in emitted_modules:
             continue
@@ -106,14 +112,16 @@ def generate_model_source(net_plan: NetPlan, source_path: str, command: str) -> 
         outs = [net_plan.var(b) for b in module.outputs]
         returns = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"
         prunable = ", ".join(module.prunable) or "none"
-        modules_code.append({
-            "function": module.function,
-            "doc_name": docstring_text(module.name),
-            "doc": docstring_text(f"{len(module.plans)} Caffe layers; prunable: {prunable}."),
-            "args": args,
-            "layers": layers_code,
-            "returns": returns,
-        })  # fmt: skip
+        modules_code.append(
+            {
+                "function": module.function,
+                "doc_name": docstring_text(module.name),
+                "doc": docstring_text(f"{len(module.plans)} Caffe layers; prunable: {prunable}."),
+                "args": args,
+                "layers": layers_code,
+                "returns": returns,
+            }
+        )
         call = f"{returns} = {module.function}({', '.join(args)}{', ' if args else ''}w)"
         body.append({"module": True, "comment": comment_text(module.name), "call": call})
     inputs = [(b.name, net_plan.var(b)) for b in net_plan.model_inputs]
@@ -144,8 +152,11 @@ def generate_model_source(net_plan: NetPlan, source_path: str, command: str) -> 
     return render_python(
         "keras/model.py.j2",
         context,
-        header={"version": __version__, "source": comment_text(source_path),
-                "command": comment_text(command)},  # fmt: skip
+        header={
+            "version": __version__,
+            "source": comment_text(source_path),
+            "command": comment_text(command),
+        },
     )
 
 
@@ -164,8 +175,13 @@ def _transforms(net_plan: NetPlan) -> list[dict]:
             fd.name: list(value) if fd.is_repeated else value
             for fd, value in layer.param.transform_param.ListFields()
         }
-        out.append({"layer": comment_text(layer.name), "input": py_string(layer.tops[0]),
-                    "fields": pyrepr_dict(fields)})  # fmt: skip
+        out.append(
+            {
+                "layer": comment_text(layer.name),
+                "input": py_string(layer.tops[0]),
+                "fields": pyrepr_dict(fields),
+            }
+        )
     return out
 
 

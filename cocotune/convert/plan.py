@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from cocotune.convert.emitters.base import LayerPlan
 from cocotune.convert.emitters.io import InputEmitter
-from cocotune.convert.emitters.norm import scale_follows
+from cocotune.convert.emitters.norm import BatchNormEmitter, scale_follows
 from cocotune.convert.layout import Layout
 from cocotune.convert.registry import EMITTERS, check_convertible
 from cocotune.ir.catalogue import CATALOGUE, field_value
@@ -98,7 +98,7 @@ def plan_net(net: Net) -> NetPlan:
             in_layouts=[layouts[id(b)] for b in layer.inputs],
             prunable=layer.name in prunable,
         )
-        if layer.type == "BatchNorm":
+        if isinstance(emitter, BatchNormEmitter):
             nxt = layer.outputs[0].consumers
             if len(nxt) == 1 and scale_follows(layer, nxt[0]):
                 plan.fused = nxt[0]

@@ -36,36 +36,63 @@ from cocotune.ir.catalogue import CATALOGUE
 from cocotune.ir.net import Net
 
 
-def _table(*emitters: Emitter) -> dict[str, Emitter]:
-    """Caffe type -> emitter, keyed by each emitter's ``types``.
+def _table(emitters: list[Emitter], per_type: dict[str, Emitter]) -> dict[str, Emitter]:
+    """Caffe type -> emitter, as each type's catalogue entry names it (``LayerType.emitter``).
 
-    Each type's catalogue entry names the emitter class that converts it; the two must agree,
-    so that a type is never half added (an emitter for a type the catalogue does not know, or
-    a catalogue entry whose emitter was never registered).
+    The catalogue is the one list of types: an emitter class is converted to by name, and
+    ``per_type`` holds the emitters configured per type (SimpleEmitter's Keras constructors),
+    which must cover exactly the types whose entries name their class. So a type is never half
+    added: an entry naming an emitter that does not exist, or a configured emitter for a type
+    the catalogue does not send to it, stops the import.
     """
+    by_class = {type(emitter).__name__: emitter for emitter in emitters}
+    assert len(by_class) == len(emitters), "one instance per emitter class"
     table: dict[str, Emitter] = {}
-    for emitter in emitters:
-        for caffe_type in emitter.types:
-            assert caffe_type not in table, caffe_type
-            table[caffe_type] = emitter
-    named = {name: entry.emitter for name, entry in CATALOGUE.items() if entry.emitter}
-    registered = {name: type(emitter).__name__ for name, emitter in table.items()}
-    assert named == registered, {
-        name: (named.get(name), registered.get(name))
-        for name in set(named) | set(registered)
-        if named.get(name) != registered.get(name)
-    }
+    for name, entry in CATALOGUE.items():
+        if not entry.emitter:
+            continue
+        emitter = per_type.get(name) or by_class.get(entry.emitter)
+        assert emitter is not None and type(emitter).__name__ == entry.emitter, (
+            name,
+            entry.emitter,
+        )
+        table[name] = emitter
+    stray = sorted(set(per_type) - set(table))
+    assert not stray, f"emitters for types whose catalogue entries do not name them: {stray}"
     return dict(sorted(table.items()))
 
 
 EMITTERS: dict[str, Emitter] = _table(
-    ArgMaxEmitter(), AxpyEmitter(), BatchNormEmitter(), ConcatEmitter(), ConvolutionEmitter(),
-    CropEmitter(), DeconvolutionEmitter(), EltwiseEmitter(), EmbedEmitter(), FlattenEmitter(),
-    InnerProductEmitter(), InputEmitter(), LRNEmitter(), MVNEmitter(), PoolingEmitter(),
-    PReLUEmitter(), ReductionEmitter(), ReLUEmitter(), ReshapeEmitter(), ScaleEmitter(),
-    ShuffleChannelEmitter(), SliceEmitter(), SoftmaxEmitter(), SplitEmitter(), TileEmitter(),
-    TrainingOnlyEmitter(), *SIMPLE_EMITTERS,
-)  # fmt: skip
+    [
+        ArgMaxEmitter(),
+        AxpyEmitter(),
+        BatchNormEmitter(),
+        ConcatEmitter(),
+        ConvolutionEmitter(),
+        CropEmitter(),
+        DeconvolutionEmitter(),
+        EltwiseEmitter(),
+        EmbedEmitter(),
+        FlattenEmitter(),
+        InnerProductEmitter(),
+        InputEmitter(),
+        LRNEmitter(),
+        MVNEmitter(),
+        PoolingEmitter(),
+        PReLUEmitter(),
+        ReductionEmitter(),
+        ReLUEmitter(),
+        ReshapeEmitter(),
+        ScaleEmitter(),
+        ShuffleChannelEmitter(),
+        SliceEmitter(),
+        SoftmaxEmitter(),
+        SplitEmitter(),
+        TileEmitter(),
+        TrainingOnlyEmitter(),
+    ],
+    SIMPLE_EMITTERS,
+)
 
 
 def check_convertible(net: Net) -> None:
@@ -76,18 +103,25 @@ def check_convertible(net: Net) -> None:
         if emitter is None:
             entry = CATALOGUE.get(layer.type)
             why = f" ({entry.unsupported})" if entry is not None and entry.unsupported else ""
-            problems.append(net.source.error_at(
-                UnsupportedLayerError,
-                f"layer '{layer.name}': type '{layer.type}' has shapes but no TensorFlow "
-                f"conversion yet{why}", layer.pos("type")))  # fmt: skip
+            problems.append(
+                net.source.error_at(
+                    UnsupportedLayerError,
+                    f"layer '{layer.name}': type '{layer.type}' has shapes but no TensorFlow "
+                    f"conversion yet{why}",
+                    layer.pos("type"),
+                )
+            )
             continue
         try:
             emitter.check(layer)
         except Unsupported as exc:
-            problems.append(net.source.error_at(
-                UnsupportedLayerError,
-                f"layer '{layer.name}' ({layer.type}): {exc.message} cannot be converted",
-                layer.pos(exc.field_path)))  # fmt: skip
+            problems.append(
+                net.source.error_at(
+                    UnsupportedLayerError,
+                    f"layer '{layer.name}' ({layer.type}): {exc.message} cannot be converted",
+                    layer.pos(exc.field_path),
+                )
+            )
     if len(problems) == 1:
         raise problems[0]
     if problems:

@@ -8,14 +8,17 @@ type is now described once, by one call to :func:`register`, next to its shape r
 
 * its shape rule and cost (parameters, MACs), and how many bottoms and tops it takes;
 * the learnable blobs Caffe stores for it, their random initialisation and the field that
-  switches its bias on (read by :mod:`cocotune.caffemodel`);
-* its role in filter pruning (read by :mod:`cocotune.tuning.pruning`);
-* the name of the emitter that converts it (checked against :mod:`cocotune.convert.registry`,
-  which this package must not import: it sits below the converter);
+  switches its bias on (read by :mod:`cocotune.caffemodel`; pruning runs the blob rule on
+  pruned shapes to find which axis of which blob follows the channels);
+* its role in filter pruning (read by :mod:`cocotune.tuning.pruning`), which also says whether
+  it is a depthwise convolution (:func:`depthwise`, read by the converter too);
+* the name of the emitter that converts it (:mod:`cocotune.convert.registry` builds its table
+  from these names; this package must not import it: it sits below the converter);
 * or, for a type cocotune recognises but cannot handle, why.
 
-``tests/ir/test_catalogue.py`` checks that every entry is complete: a shape rule, an emitter
-or a reason, a numpy reference and a conversion case.
+``tests/ir/test_catalogue.py`` checks that every entry is complete (a shape rule, an emitter
+or a reason, a numpy reference and a conversion case), that its field paths name real fields,
+and that the modules which ask the catalogue spell out no type names of their own.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ __all__ = [
     "BlobSpec",
     "LayerType",
     "PruningRole",
+    "depthwise",
     "field_value",
     "known_unsupported",
+    "pruning_role",
     "register",
     "shape_rules",
 ]
@@ -74,9 +79,12 @@ class PruningRole:
         kind: :data:`PRODUCER`, :data:`CHANNELWISE` or :data:`EXIT`.
         axis: field path of the axis the layer works on; unless it is the channel axis the
             layer is an exit.
-        filters: field path of the output-channel count (num_output) pruning rewrites.
+        filters: field path of the output-channel count (num_output) pruning rewrites. A
+            channel-wise role with ``filters`` is a depthwise convolution whatever its group
+            says (the fork's ConvolutionDepthwise); see :func:`depthwise`.
         group: field path of a group count; groups other than 1 keep whole groups (exit),
-            except a depthwise convolution, which is channel-wise.
+            except a depthwise convolution (group == channels == filters), which is
+            channel-wise.
         several_bottoms: why the layer is an exit when it reads several bottoms.
         off_axis: why the layer is an exit when ``axis`` is not the channel axis.
         exit_when: a layer-specific reason the layer is an exit after all (None: it is not).
@@ -181,3 +189,38 @@ def field_value(param, path: str):
     for part in path.split("."):
         value = getattr(value, part)
     return value
+
+
+_EXIT = PruningRole()
+
+
+def pruning_role(layer: Layer) -> PruningRole:
+    """The pruning role of ``layer``'s type; a type the catalogue does not know is an exit."""
+    entry = CATALOGUE.get(layer.type)
+    return entry.pruning if entry is not None else _EXIT
+
+
+def depthwise(layer: Layer, channels: int | None = None, multiplier: bool = False) -> bool:
+    """A convolution whose output channels each read one input channel (one filter set each).
+
+    Read off the type's pruning role, so no caller names a type: a channel-wise role with
+    ``filters`` (the fork's ConvolutionDepthwise, which ignores its group) always is; a role
+    with a ``group`` field is when group == input ``channels`` (default: the first bottom's
+    axis 1) > 1 and, unless ``multiplier`` allows num_output = k x channels (what Keras'
+    DepthwiseConv2D computes, but whose filters do not follow single channels when pruning),
+    num_output == channels.
+    """
+    role = pruning_role(layer)
+    if role.filters is None:
+        return False
+    if role.kind == CHANNELWISE:
+        return True
+    if role.group is None or len(layer.inputs) != 1:
+        return False
+    if channels is None:
+        shape = layer.inputs[0].shape
+        channels = shape[1] if shape and len(shape) > 1 else 1
+    group = field_value(layer.param, role.group)
+    if group != channels or channels <= 1:
+        return False
+    return multiplier or field_value(layer.param, role.filters) == channels

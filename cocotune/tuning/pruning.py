@@ -16,9 +16,10 @@ sampling) is a table lookup per module. The costs are computed without building 
 the blobs of each region get the kept channel count and the layers' own cost functions
 (:data:`cocotune.ir.shapes.LAYER_RULES`) are run again on those shapes.
 
-Which types produce prunable filters, which are channel-wise and which fields take that role
-away is not written here but in each type's catalogue entry
-(:class:`cocotune.ir.catalogue.PruningRole`).
+Which types produce prunable filters, which are channel-wise (a depthwise convolution
+included) and which fields take that role away is not written here but in each type's
+catalogue entry (:class:`cocotune.ir.catalogue.PruningRole`); which axis of which blob loses the
+pruned channels is read off the entry's blob rule. No type is named in this module.
 
 Example:
     >>> analysis = analyze_pruning(net)                      # doctest: +SKIP
@@ -31,14 +32,21 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cocotune.errors import SubspaceError, WeightsError
-from cocotune.ir.catalogue import CATALOGUE, CHANNELWISE, PRODUCER, PruningRole, field_value
+from cocotune.ir.catalogue import (
+    CATALOGUE,
+    CHANNELWISE,
+    PRODUCER,
+    BlobSpec,
+    depthwise,
+    field_value,
+    pruning_role,
+)
 from cocotune.ir.net import Blob, Layer, Net, Shape
 from cocotune.ir.shapes import LAYER_RULES, Cost
 from cocotune.tuning.pruning_rule import kept_filters
@@ -48,6 +56,7 @@ __all__ = [
     "PruningPlan",
     "Region",
     "analyze_pruning",
+    "channel_axes",
     "config_cost",
     "is_depthwise",
     "kept_filters",
@@ -57,13 +66,6 @@ __all__ = [
     "pruned_net_param",
     "pruned_weights",
 ]
-
-_EXIT_ROLE = PruningRole()
-
-
-def _pruning_role(layer: Layer) -> PruningRole:
-    entry = CATALOGUE.get(layer.type)
-    return entry.pruning if entry is not None else _EXIT_ROLE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,37 +97,28 @@ class Region:
 
 def _num_output(layer: Layer) -> int:
     """The output-channel count of a producer or depthwise convolution (its ``filters``)."""
-    return field_value(layer.param, _pruning_role(layer).filters)
+    return field_value(layer.param, pruning_role(layer).filters)
 
 
 def _has_filters(layer: Layer) -> bool:
     """A layer whose own output count follows pruning: a producer or a depthwise convolution."""
-    return _pruning_role(layer).filters is not None
-
-
-def _in_channels(layer: Layer) -> int:
-    shape = layer.inputs[0].shape
-    return shape[1] if shape and len(shape) > 1 else 1
+    return pruning_role(layer).filters is not None
 
 
 def is_depthwise(layer: Layer) -> bool:
     """A convolution whose output channel c reads only input channel c (one filter per channel).
 
     ``ConvolutionDepthwise`` (MobileNet fork), or a ``Convolution`` with
-    ``group == input channels == num_output > 1``. A channel multiplier (num_output = k x
+    ``group == input channels == num_output > 1``, as the catalogue's pruning roles say
+    (:func:`cocotune.ir.catalogue.depthwise`). A channel multiplier (num_output = k x
     channels) is not: its filters come in groups of k and do not follow single channels.
     """
-    if layer.type == "ConvolutionDepthwise":
-        return True
-    if layer.type != "Convolution" or len(layer.inputs) != 1:
-        return False
-    p = layer.param.convolution_param
-    return p.group > 1 and p.group == _in_channels(layer) == p.num_output
+    return depthwise(layer)
 
 
 def _channel_axis(layer: Layer) -> int:
     """The canonical axis the layer works on (1 = channels; 1 too for types without an axis)."""
-    field = _pruning_role(layer).axis
+    field = pruning_role(layer).axis
     if field is None:
         return 1
     axis = field_value(layer.param, field)
@@ -146,7 +139,7 @@ def _producer_problem(layer: Layer) -> str | None:
 
 
 def _group(layer: Layer) -> int:
-    field = _pruning_role(layer).group
+    field = pruning_role(layer).group
     return field_value(layer.param, field) if field else 1
 
 
@@ -161,7 +154,7 @@ def _role(layer: Layer, module: str | None) -> tuple[str | None, str]:
     if layer.module != module:
         where = f"module '{layer.module}'" if layer.module else "outside any module"
         return None, f"is in {where}"
-    role = _pruning_role(layer)
+    role = pruning_role(layer)
     if role.kind not in (PRODUCER, CHANNELWISE):
         return None, "mixes or reshapes channels"
     if len(layer.inputs) != 1:
@@ -328,7 +321,7 @@ def analyze_pruning(net: Net) -> PruningAnalysis:
     regions: dict[str, Region] = {}
     exits: dict[str, str] = {}
     for layer in net.layers:
-        if layer.module is None or _pruning_role(layer).kind != PRODUCER:
+        if layer.module is None or pruning_role(layer).kind != PRODUCER:
             continue
         if is_depthwise(layer):
             continue  # channel-wise: follows its producer's kept channels
@@ -427,7 +420,7 @@ def _with_num_output(layer: Layer, num_output: int) -> Layer:
     """A copy of ``layer`` whose parameters say ``num_output`` (and group, if depthwise)."""
     param = type(layer.param)()
     param.CopyFrom(layer.param)
-    role = _pruning_role(layer)
+    role = pruning_role(layer)
     _set_field(param, role.filters, num_output)
     if role.group and is_depthwise(layer):
         _set_field(param, role.group, num_output)
@@ -509,7 +502,7 @@ def pruned_weights(
         layer = net.layer(name)
         new = [np.asarray(b) for b in blobs]
         if name in out_index:
-            new = _take_outputs(layer, new, out_index[name])
+            new = _take_outputs(layer, new, out_index[name], name not in analysis.regions)
         if name in in_index:
             new = _take_inputs(layer, new, in_index[name])
         result[name] = new
@@ -526,13 +519,82 @@ def _layer_blobs(weights: Mapping[str, list[np.ndarray]], layer: Layer, need: in
     return [np.asarray(b) for b in blobs]
 
 
-def _transposed_ip(layer: Layer) -> bool:
-    return layer.type == "InnerProduct" and layer.param.inner_product_param.transpose
+def _blob_specs(layer: Layer, num_output: int | None = None, channels: int | None = None):
+    """The blobs the catalogue's rule allocates for ``layer``, or for ``layer`` with
+    ``num_output`` filters and/or ``channels`` input channels (None: the type has no blobs)."""
+    blobs = CATALOGUE[layer.type].blobs if layer.type in CATALOGUE else None
+    if blobs is None:
+        return None
+    probe = _with_num_output(layer, num_output) if num_output is not None else layer
+    shapes = [b.shape for b in layer.inputs]
+    if channels is not None:
+        shapes[0] = shapes[0][:1] + (channels,) + shapes[0][2:]
+    return blobs(probe, shapes)
+
+
+def channel_axes(
+    layer: Layer, keep: int, outputs: bool, inputs: bool
+) -> list[tuple[BlobSpec, int, int] | None]:
+    """For each of ``layer``'s blobs, (spec, axis, entries per channel) of the one axis that
+    follows its output channels (``outputs``: its filters) and/or the channels it reads
+    (``inputs``) when they go down to ``keep``; None for a blob that does not follow them.
+
+    Why read it off the catalogue's blob rule: the rule already says which axis of which blob
+    holds the channels (axis 1 of a convolution's weights, the columns of an InnerProduct's --
+    channel c owning ``c*S .. (c+1)*S - 1`` as Caffe flattens C x H x W --, the first axis of
+    BatchNorm's statistics but not its factor, nothing for a channel-shared PReLU slope), so a
+    new type's blobs are pruned right without a second description here. The rule is run on
+    the layer as it is and as pruned, and the axes that changed are compared.
+
+    Raises:
+        AssertionError: a blob changes along several axes or not in proportion (a blob rule
+            tests/ir/test_catalogue.py rejects).
+    """
+    full = _blob_specs(layer)
+    if full is None:
+        return []
+    count = _num_output(layer) if outputs else layer.inputs[0].shape[1]
+    pruned = _blob_specs(layer, keep if outputs else None, keep if inputs else None)
+    out: list[tuple[BlobSpec, int, int] | None] = []
+    for a, b in zip(full, pruned):
+        axes = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
+        if not axes and len(a.shape) == len(b.shape):
+            out.append(None)
+            continue
+        per = a.shape[axes[0]] // count if len(axes) == 1 else 0
+        if len(axes) != 1 or a.shape[axes[0]] != per * count or b.shape[axes[0]] != per * keep:
+            raise AssertionError(
+                f"{layer.type}: blob '{a.name}' {a.shape} -> {b.shape} does not follow "
+                f"{count} -> {keep} channels along one axis"
+            )
+        out.append((a, axes[0], per))
+    return out
+
+
+def _take_following(
+    layer: Layer, blobs: list[np.ndarray], kept: np.ndarray, outputs: bool, inputs: bool
+) -> list[np.ndarray]:
+    """Keep the channels ``kept`` in every blob that follows them (see :func:`channel_axes`)."""
+    out = list(blobs)
+    for i, follow in enumerate(channel_axes(layer, len(kept), outputs, inputs)):
+        if follow is None or i >= len(out):
+            continue
+        spec, axis, per = follow
+        index = (kept[:, None] * per + np.arange(per)[None, :]).reshape(-1)
+        out[i] = _take(layer, out[i], index, axis, spec.shape[axis])
+    return out
+
+
+def _output_axis(layer: Layer) -> int:
+    """The axis of a producer's weights (blob 0) that holds its filters."""
+    n = _num_output(layer)
+    follow = channel_axes(layer, n - 1 if n > 1 else 2, outputs=True, inputs=False)[0]
+    return follow[1] if follow else 0
 
 
 def _output_major(layer: Layer, w: np.ndarray) -> np.ndarray:
     """The weight array with the output axis first (InnerProduct ``transpose`` stores (K, N))."""
-    return w.T if _transposed_ip(layer) else w
+    return np.moveaxis(w, _output_axis(layer), 0)
 
 
 def _take(layer: Layer, array: np.ndarray, index: np.ndarray, axis: int, size: int) -> np.ndarray:
@@ -544,29 +606,14 @@ def _take(layer: Layer, array: np.ndarray, index: np.ndarray, axis: int, size: i
     return np.take(array, index, axis=axis)
 
 
-def _take_outputs(layer: Layer, blobs: list[np.ndarray], kept: np.ndarray) -> list[np.ndarray]:
-    """Keep the output filters ``kept`` of a producer or depthwise conv (weights and bias)."""
-    n = _num_output(layer)
-    w_axis = 1 if _transposed_ip(layer) else 0
-    out = [_take(layer, blobs[0], kept, w_axis, n)]
-    out.extend(_take(layer, b, kept, 0, n) for b in blobs[1:])
-    return out
+def _take_outputs(
+    layer: Layer, blobs: list[np.ndarray], kept: np.ndarray, channelwise: bool
+) -> list[np.ndarray]:
+    """Keep the output filters ``kept`` of a producer, or of a depthwise convolution after one
+    (``channelwise``: its input channels go with its outputs)."""
+    return _take_following(layer, blobs, kept, outputs=True, inputs=channelwise)
 
 
 def _take_inputs(layer: Layer, blobs: list[np.ndarray], kept: np.ndarray) -> list[np.ndarray]:
     """Remove the pruned channels from what ``layer`` reads (consumers and channel-wise layers)."""
-    shape = layer.inputs[0].shape
-    channels = shape[1]
-    if layer.type == "Convolution":
-        return [_take(layer, blobs[0], kept, 1, channels), *blobs[1:]]
-    if layer.type == "InnerProduct":
-        spatial = math.prod(shape[2:])
-        columns = (kept[:, None] * spatial + np.arange(spatial)[None, :]).reshape(-1)
-        axis = 0 if _transposed_ip(layer) else 1
-        return [_take(layer, blobs[0], columns, axis, channels * spatial), *blobs[1:]]
-    if layer.type == "BatchNorm":  # [mean, variance, moving-average factor]
-        return [_take(layer, b, kept, 0, channels) for b in blobs[:2]] + list(blobs[2:])
-    if layer.type == "PReLU" and layer.param.prelu_param.channel_shared:
-        return blobs
-    # Scale [gamma, beta], Bias [beta], PReLU [slope]: per-channel along their first axis.
-    return [_take(layer, b, kept, 0, channels) for b in blobs]
+    return _take_following(layer, blobs, kept, outputs=False, inputs=True)

@@ -492,3 +492,49 @@ def test_unknown_module_and_bad_rate(net_of):
         config_cost(net, {"n": 0.5})
     with pytest.raises(SubspaceError, match="not in"):
         config_cost(net, {"m": 1.0})
+
+
+# Every type whose blobs follow pruned channels, in the layouts the hand-made generator above
+# does not cover: a transposed InnerProduct (producer and consumer), a depthwise Convolution
+# (group == channels), the fork's ConvolutionDepthwise, Bias, a channel-shared PReLU slope and a
+# Scale with num_axes: -1 (one factor per C x H x W entry).
+def _ip_t(name, bottom, n):
+    return layer(name, "InnerProduct", [bottom], extra=(
+        f"inner_product_param {{ num_output: {n} transpose: true }} "))  # fmt: skip
+
+
+EVERY_KIND = data(3) + module(
+    "m",
+    conv("conv1", "data", 8) + bn_scale_relu("conv1")
+    + inplace("pr1", "PReLU", "conv1")
+    + inplace("sc_all", "Scale", "conv1", "scale_param { num_axes: -1 } ")
+    + conv("dw", "conv1", 8, group=8)
+    + inplace("b1", "Bias", "dw")
+    + inplace("pr2", "PReLU", "dw", "prelu_param { channel_shared: true } ")
+    + conv("cdw", "dw", 8, typ="ConvolutionDepthwise")
+    + _ip_t("ip1", "cdw", 6) + _ip_t("ip2", "ip1", 4),
+)  # fmt: skip
+
+
+def test_every_kind_of_blob_follows_the_pruned_channels(net_of):
+    """The blob rules of the catalogue say which axes follow channels; run the pruned net."""
+    from cocotune.caffemodel import random_weights as catalogue_weights
+
+    net = net_of(EVERY_KIND)
+    analysis = analyze_pruning(net)
+    assert sorted(analysis.regions) == ["conv1", "ip1"]
+    weights = {k: [a.astype(np.float64) for a in v] for k, v in catalogue_weights(net).items()}
+    rates = {"m": 0.5}
+    pruned, kept = pruned_weights(net, weights, rates, analysis)
+    assert sorted(kept) == ["cdw", "conv1", "dw", "ip1"]
+    assert pruned["pr2"][0].shape == weights["pr2"][0].shape  # one shared slope stays
+    assert pruned["sc_all"][0].shape == (4, 6, 6) and pruned["cdw"][0].shape == (4, 1, 3, 3)
+    assert pruned["ip1"][0].shape == (4 * 36, 3) and pruned["ip2"][0].shape == (3, 4)
+    masked = {k: [a.copy() for a in v] for k, v in weights.items()}
+    gone = np.setdiff1d(np.arange(8), kept["conv1"])
+    masked["ip1"][0][(gone[:, None] * 36 + np.arange(36)).reshape(-1), :] = 0
+    masked["ip2"][0][np.setdiff1d(np.arange(6), kept["ip1"]), :] = 0
+    x = np.random.default_rng(2).normal(size=net.layers[0].outputs[0].shape)
+    want = run_net(pruned_net_param(net, {}), masked, {"data": x}, dtype=np.float64)
+    got = run_net(pruned_net_param(net, rates), pruned, {"data": x}, dtype=np.float64)
+    np.testing.assert_allclose(got["ip2"], want["ip2"], rtol=1e-9, atol=1e-9)

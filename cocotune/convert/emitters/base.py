@@ -87,8 +87,8 @@ class Unsupported(Exception):
 class Emitter:
     """Base emitter: no weights, outputs laid out by rank. Subclasses override what differs."""
 
-    #: Caffe types handled by this emitter
-    types: tuple[str, ...] = ()
+    # Which Caffe types an emitter converts is not said here but by each type's catalogue
+    # entry (``LayerType.emitter``, read by cocotune.convert.registry).
     #: True when the layer produces no Keras code (e.g. a loss in a deploy model)
     skip: bool = False
 

@@ -8,8 +8,6 @@ from cocotune.convert.layout import tf_axis
 
 
 class EltwiseEmitter(Emitter):
-    types = ("Eltwise",)
-
     def calls(self, plan, gen):
         p = plan.layer.param.eltwise_param
         out, name = plan.out_vars[0], gen.name(plan.keras_name)
@@ -20,13 +18,19 @@ class EltwiseEmitter(Emitter):
             return [Call(out, "layers.Maximum", plan.in_vars, list_input=True, name=name)]
         if not coeffs or all(c == 1 for c in coeffs):
             return [Call(out, "layers.Add", plan.in_vars, list_input=True, name=name)]
-        return [Call(out, "caffe.WeightedSum", plan.in_vars, [pyrepr([float(c) for c in coeffs])],
-                     list_input=True, name=name)]  # fmt: skip
+        return [
+            Call(
+                out,
+                "caffe.WeightedSum",
+                plan.in_vars,
+                [pyrepr([float(c) for c in coeffs])],
+                list_input=True,
+                name=name,
+            )
+        ]
 
 
 class ConcatEmitter(Emitter):
-    types = ("Concat",)
-
     def _axis(self, plan) -> int:
         p = plan.layer.param.concat_param
         axis = p.concat_dim if p.HasField("concat_dim") else p.axis
@@ -44,13 +48,19 @@ class ConcatEmitter(Emitter):
         axis = tf_axis(self._axis(plan), plan.in_layouts[0], len(plan.in_shapes[0]))
         rank = len(plan.in_shapes[0])
         kwargs = {} if axis == rank - 1 else {"axis": str(axis)}
-        return [Call(plan.out_vars[0], "layers.Concatenate", plan.in_vars, kwargs=kwargs,
-                     list_input=True, name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "layers.Concatenate",
+                plan.in_vars,
+                kwargs=kwargs,
+                list_input=True,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class SliceEmitter(Emitter):
-    types = ("Slice",)
-
     def check(self, layer) -> None:
         p = layer.param.slice_param
         axis = p.slice_dim if p.HasField("slice_dim") else p.axis
@@ -64,23 +74,25 @@ class SliceEmitter(Emitter):
         calls, begin = [], 0
         for i, (var, shape) in enumerate(zip(plan.out_vars, plan.out_shapes)):
             size = shape[caffe_axis]
-            calls.append(Call(var, "caffe.SliceAxis", [plan.in_vars[0]],
-                              kwargs={"axis": str(axis), "begin": str(begin), "size": str(size)},
-                              name=gen.name(f"{plan.keras_name}_{i}")))  # fmt: skip
+            calls.append(
+                Call(
+                    var,
+                    "caffe.SliceAxis",
+                    [plan.in_vars[0]],
+                    kwargs={"axis": str(axis), "begin": str(begin), "size": str(size)},
+                    name=gen.name(f"{plan.keras_name}_{i}"),
+                )
+            )
             begin += size
         return calls
 
 
 class SplitEmitter(Emitter):
-    types = ("Split",)
-
     def calls(self, plan, gen):
         return [Call(out, None, [plan.in_vars[0]]) for out in plan.out_vars]
 
 
 class CropEmitter(Emitter):
-    types = ("Crop",)
-
     def calls(self, plan, gen):
         p = plan.layer.param.crop_param
         x, ref = plan.in_shapes
@@ -100,27 +112,43 @@ class CropEmitter(Emitter):
         for caffe_axis in range(1, rank):
             t = tf_axis(caffe_axis, layout, rank)
             begin[t - 1], size[t - 1] = offsets[caffe_axis], sizes[caffe_axis]
-        return [Call(plan.out_vars[0], "caffe.StaticSlice", [plan.in_vars[0]],
-                     kwargs={"begin": pyrepr(tuple(begin)), "size": pyrepr(tuple(size))},
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.StaticSlice",
+                [plan.in_vars[0]],
+                kwargs={"begin": pyrepr(tuple(begin)), "size": pyrepr(tuple(size))},
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class AxpyEmitter(Emitter):
-    types = ("Axpy",)
-
     def calls(self, plan, gen):
-        return [Call(plan.out_vars[0], "caffe.Axpy", plan.in_vars, list_input=True,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.Axpy",
+                plan.in_vars,
+                list_input=True,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class ShuffleChannelEmitter(Emitter):
-    types = ("ShuffleChannel",)
-
     def check(self, layer) -> None:
         if len(layer.inputs[0].shape) != 4:
             raise Unsupported("ShuffleChannel on a blob that is not 4-axis")
 
     def calls(self, plan, gen):
         group = plan.layer.param.shuffle_channel_param.group
-        return [Call(plan.out_vars[0], "caffe.ShuffleChannel", [plan.in_vars[0]], [str(group)],
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.ShuffleChannel",
+                [plan.in_vars[0]],
+                [str(group)],
+                name=gen.name(plan.keras_name),
+            )
+        ]

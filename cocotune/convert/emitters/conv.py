@@ -17,6 +17,7 @@ from cocotune.convert.emitters.base import (
     pyrepr,
     weights_with_bias,
 )
+from cocotune.ir.catalogue import depthwise
 from cocotune.ir.shapes import conv_geometry
 
 
@@ -29,17 +30,13 @@ def _geometry(plan: LayerPlan):
 
 
 def is_depthwise(plan_or_layer, channels: int | None = None) -> bool:
-    """group == input channels (or the fork's ConvolutionDepthwise): one filter set per channel."""
+    """One filter set per input channel (the catalogue says which types can be; a channel
+    multiplier num_output = k x channels included): a Keras ``DepthwiseConv2D``."""
     layer = getattr(plan_or_layer, "layer", plan_or_layer)
-    if layer.type == "ConvolutionDepthwise":
-        return True
-    c = channels if channels is not None else layer.inputs[0].shape[1]
-    return layer.param.convolution_param.group == c and c > 1
+    return depthwise(layer, channels, multiplier=True)
 
 
 class ConvolutionEmitter(Emitter):
-    types = ("Convolution", "ConvolutionDepthwise")
-
     def check(self, layer) -> None:
         in_shape = layer.inputs[0].shape
         if len(layer.inputs) != 1:
@@ -65,8 +62,15 @@ class ConvolutionEmitter(Emitter):
         calls = []
         if any(g.pad):
             pad_name = plan.keras_name + "_pad"
-            calls.append(Call(out, "layers.ZeroPadding2D", [src], [pyrepr(_pair(g.pad))],
-                              name=gen.name(pad_name)))  # fmt: skip
+            calls.append(
+                Call(
+                    out,
+                    "layers.ZeroPadding2D",
+                    [src],
+                    [pyrepr(_pair(g.pad))],
+                    name=gen.name(pad_name),
+                )
+            )
             src = out
         kwargs = {}
         if any(s != 1 for s in g.stride):
@@ -80,14 +84,30 @@ class ConvolutionEmitter(Emitter):
             multiplier = p.num_output // channels
             if multiplier != 1:
                 kwargs = {"depth_multiplier": str(multiplier), **kwargs}
-            calls.append(Call(out, "layers.DepthwiseConv2D", [src], [pyrepr(_pair(g.kernel))],
-                              kwargs, name=gen.name(plan.keras_name)))  # fmt: skip
+            calls.append(
+                Call(
+                    out,
+                    "layers.DepthwiseConv2D",
+                    [src],
+                    [pyrepr(_pair(g.kernel))],
+                    kwargs,
+                    name=gen.name(plan.keras_name),
+                )
+            )
             return calls
         if p.group != 1:
             kwargs["groups"] = str(p.group)
         filters = gen.width(plan, p.num_output)
-        calls.append(Call(out, "layers.Conv2D", [src], [filters, pyrepr(_pair(g.kernel))],
-                          kwargs, name=gen.name(plan.keras_name)))  # fmt: skip
+        calls.append(
+            Call(
+                out,
+                "layers.Conv2D",
+                [src],
+                [filters, pyrepr(_pair(g.kernel))],
+                kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        )
         return calls
 
     @staticmethod
@@ -116,8 +136,6 @@ class ConvolutionEmitter(Emitter):
 
 
 class DeconvolutionEmitter(Emitter):
-    types = ("Deconvolution",)
-
     def check(self, layer) -> None:
         if len(layer.inputs[0].shape) != 4:
             raise Unsupported("only 2-D deconvolution (4-axis input) converts")
@@ -141,8 +159,16 @@ class DeconvolutionEmitter(Emitter):
             kwargs["groups"] = str(p.group)
         if not p.bias_term:
             kwargs["use_bias"] = "False"
-        return [Call(plan.out_vars[0], "caffe.CaffeDeconv2D", [plan.in_vars[0]],
-                     [gen.width(plan, p.num_output)], kwargs, name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.CaffeDeconv2D",
+                [plan.in_vars[0]],
+                [gen.width(plan, p.num_output)],
+                kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
     # CaffeDeconv2D's kernel is (kh, kw, filters/groups, C_in); Caffe stores
     # (C_in, filters/groups, kh, kw). Same taps, no flipping.

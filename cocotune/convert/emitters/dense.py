@@ -40,18 +40,18 @@ def chw_columns(kernel: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
 
 
 class InnerProductEmitter(Emitter):
-    types = ("InnerProduct",)
-
     def check(self, layer) -> None:
         p = layer.param.inner_product_param
         rank = len(layer.inputs[0].shape)
         axis = p.axis % rank
         if rank == 4 and axis != 1:
-            raise Unsupported("InnerProduct on a 4-axis blob with axis != 1",
-                              "inner_product_param.axis")  # fmt: skip
+            raise Unsupported(
+                "InnerProduct on a 4-axis blob with axis != 1", "inner_product_param.axis"
+            )
         if rank not in (2, 4) and axis != rank - 1:
-            raise Unsupported(f"InnerProduct with axis {p.axis} on a {rank}-axis blob",
-                              "inner_product_param.axis")  # fmt: skip
+            raise Unsupported(
+                f"InnerProduct with axis {p.axis} on a {rank}-axis blob", "inner_product_param.axis"
+            )
 
     def has_weights(self, plan) -> bool:
         return True
@@ -78,8 +78,16 @@ class InnerProductEmitter(Emitter):
             )
             src = out
         kwargs = {} if p.bias_term else {"use_bias": "False"}
-        calls.append(Call(out, "layers.Dense", [src], [gen.width(plan, p.num_output)], kwargs,
-                          name=gen.name(plan.keras_name)))  # fmt: skip
+        calls.append(
+            Call(
+                out,
+                "layers.Dense",
+                [src],
+                [gen.width(plan, p.num_output)],
+                kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        )
         return calls
 
     def to_keras(self, plan, blobs):
@@ -100,8 +108,6 @@ class InnerProductEmitter(Emitter):
 
 
 class EmbedEmitter(Emitter):
-    types = ("Embed",)
-
     def has_weights(self, plan) -> bool:
         return True
 
@@ -111,9 +117,16 @@ class EmbedEmitter(Emitter):
     def calls(self, plan, gen):
         p = plan.layer.param.embed_param
         kwargs = {} if p.bias_term else {"use_bias": "False"}
-        return [Call(plan.out_vars[0], "caffe.Embed", [plan.in_vars[0]],
-                     [pyrepr(p.input_dim), pyrepr(p.num_output)], kwargs,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.Embed",
+                [plan.in_vars[0]],
+                [pyrepr(p.input_dim), pyrepr(p.num_output)],
+                kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
     def to_keras(self, plan, blobs):
         out = {"embeddings": blobs[0]}

@@ -27,6 +27,7 @@ def scale_follows(bn: Layer, scale: Layer) -> bool:
     """True when ``scale`` is a one-bottom per-channel Scale reading exactly ``bn``'s output."""
     p = scale.param.scale_param
     rank = len(bn.outputs[0].shape)
+    # The fold pairs two particular types (not a property of either): the emitters' own rule.
     return (
         scale.type == "Scale"
         and len(scale.inputs) == 1
@@ -38,13 +39,13 @@ def scale_follows(bn: Layer, scale: Layer) -> bool:
 
 
 class BatchNormEmitter(Emitter):
-    types = ("BatchNorm",)
-
     def check(self, layer) -> None:
         p = layer.param.batch_norm_param
         if p.HasField("use_global_stats") and not p.use_global_stats:
-            raise Unsupported("use_global_stats: false (batch statistics at test time)",
-                              "batch_norm_param.use_global_stats")  # fmt: skip
+            raise Unsupported(
+                "use_global_stats: false (batch statistics at test time)",
+                "batch_norm_param.use_global_stats",
+            )
 
     def has_weights(self, plan) -> bool:
         return True
@@ -63,8 +64,15 @@ class BatchNormEmitter(Emitter):
             kwargs["scale"] = "False"
         elif not plan.fused.param.scale_param.bias_term:
             kwargs["center"] = "False"
-        return [Call(plan.out_vars[0], "layers.BatchNormalization", [plan.in_vars[0]],
-                     kwargs=kwargs, name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "layers.BatchNormalization",
+                [plan.in_vars[0]],
+                kwargs=kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
     def to_keras(self, plan, blobs):
         mean, var = stats_from_caffe(*blobs[:3])
@@ -75,8 +83,9 @@ class BatchNormEmitter(Emitter):
         return [v["moving_mean"], v["moving_variance"], np.ones((1,), np.float32)]
 
 
-def broadcast_shape(param_shape: tuple[int, ...], axis: int, x_rank: int,
-                    layout: Layout, strip: bool = True) -> tuple[int, ...]:  # fmt: skip
+def broadcast_shape(
+    param_shape: tuple[int, ...], axis: int, x_rank: int, layout: Layout, strip: bool = True
+) -> tuple[int, ...]:
     """Where a Scale/Bias parameter of ``param_shape`` (Caffe axes ``axis``..) sits in TF order.
 
     Returns the parameter's shape broadcastable against the TF tensor without its batch
@@ -93,9 +102,11 @@ def broadcast_shape(param_shape: tuple[int, ...], axis: int, x_rank: int,
 
 
 class ScaleEmitter(Emitter):
-    """Scale (and Bias): y = x * gamma + beta with Caffe's axis/num_axes broadcasting."""
+    """Scale (and Bias): y = x * gamma + beta with Caffe's axis/num_axes broadcasting.
 
-    types = ("Scale", "Bias")
+    The catalogue sends both types here; which of the two a layer is (its parameter message,
+    Scale's factors) is this emitter's own dispatch.
+    """
 
     def _param(self, layer):
         return layer.param.scale_param if layer.type == "Scale" else layer.param.bias_param
@@ -108,8 +119,10 @@ class ScaleEmitter(Emitter):
             raise Unsupported("a Scale/Bias parameter spanning the batch axis", field)
         if axis == 0 and layer.type == "Scale" and layer.param.scale_param.bias_term:
             # Caffe's bias then has the second bottom's shape, batch axis included.
-            raise Unsupported("a two-bottom Scale with axis 0 and a bias (one bias per image)",
-                              "scale_param.bias_term")  # fmt: skip
+            raise Unsupported(
+                "a two-bottom Scale with axis 0 and a bias (one bias per image)",
+                "scale_param.bias_term",
+            )
 
     def has_weights(self, plan) -> bool:
         if plan.fused_into:
@@ -154,22 +167,37 @@ class ScaleEmitter(Emitter):
         x_shape = plan.in_shapes[0]
         axis = self._param(layer).axis % len(x_shape)
         # Keep every axis (no stripping): the batch axis of both inputs must line up.
-        target = broadcast_shape(tuple(plan.in_shapes[1]), axis, len(x_shape),
-                                 plan.in_layouts[0], strip=False)  # fmt: skip
+        target = broadcast_shape(
+            tuple(plan.in_shapes[1]), axis, len(x_shape), plan.in_layouts[0], strip=False
+        )
         s_rank = len(plan.in_shapes[1])
         if s_rank == 4 and plan.in_layouts[1].kind == "nhwc" and len(plan.in_shapes[0]) == 4:
             pass  # both NHWC: they broadcast as they are
         elif tuple(plan.in_shapes[1][1:]) != target or plan.in_layouts[1].kind == "nhwc":
             reshaped = out + "_b"
-            calls.append(Call(reshaped, "layers.Reshape", [other], [pyrepr(target)],
-                              name=gen.name(plan.keras_name + "_reshape")))  # fmt: skip
+            calls.append(
+                Call(
+                    reshaped,
+                    "layers.Reshape",
+                    [other],
+                    [pyrepr(target)],
+                    name=gen.name(plan.keras_name + "_reshape"),
+                )
+            )
             other = reshaped
         if layer.type == "Scale":
             calls.append(Call(out, "layers.Multiply", [x, other], list_input=True, name=name))
             if layer.param.scale_param.bias_term:
-                calls.append(Call(out, "caffe.ChannelAffine", [out],
-                                  ["None" if per_channel else pyrepr(self._bias_shape(plan))],
-                                  {"scale": "False"}, name=gen.name(plan.keras_name + "_bias")))  # fmt: skip
+                calls.append(
+                    Call(
+                        out,
+                        "caffe.ChannelAffine",
+                        [out],
+                        ["None" if per_channel else pyrepr(self._bias_shape(plan))],
+                        {"scale": "False"},
+                        name=gen.name(plan.keras_name + "_bias"),
+                    )
+                )
         else:
             calls.append(Call(out, "layers.Add", [x, other], list_input=True, name=name))
         return calls
@@ -269,8 +297,6 @@ class FusedScaleWeights:
 
 
 class LRNEmitter(Emitter):
-    types = ("LRN",)
-
     def calls(self, plan, gen):
         p = plan.layer.param.lrn_param
         region = '"across_channels"' if p.norm_region == p.ACROSS_CHANNELS else '"within_channel"'
@@ -282,13 +308,18 @@ class LRNEmitter(Emitter):
         }
         if p.norm_region != p.ACROSS_CHANNELS:
             kwargs["norm_region"] = region
-        return [Call(plan.out_vars[0], "caffe.LRN", [plan.in_vars[0]], kwargs=kwargs,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.LRN",
+                [plan.in_vars[0]],
+                kwargs=kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class MVNEmitter(Emitter):
-    types = ("MVN",)
-
     def check(self, layer) -> None:
         if len(layer.inputs[0].shape) != 4:
             raise Unsupported("MVN on a blob that is not 4-axis")
@@ -301,5 +332,12 @@ class MVNEmitter(Emitter):
         if p.across_channels:
             kwargs["across_channels"] = "True"
         kwargs["eps"] = pyrepr(np.float32(p.eps))
-        return [Call(plan.out_vars[0], "caffe.MVN", [plan.in_vars[0]], kwargs=kwargs,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.MVN",
+                [plan.in_vars[0]],
+                kwargs=kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]

@@ -12,13 +12,12 @@ from cocotune.ir.shapes import pool_geometry
 
 
 class PoolingEmitter(Emitter):
-    types = ("Pooling",)
-
     def check(self, layer) -> None:
         p = layer.param.pooling_param
         if p.pool == p.STOCHASTIC:
-            raise Unsupported("STOCHASTIC pooling (Caffe implements it on the GPU only)",
-                              "pooling_param.pool")  # fmt: skip
+            raise Unsupported(
+                "STOCHASTIC pooling (Caffe implements it on the GPU only)", "pooling_param.pool"
+            )
         if len(layer.outputs) > 1:
             raise Unsupported("MAX pooling with a mask top", "top")
 

@@ -9,7 +9,9 @@ difference (see dense.py).
 from __future__ import annotations
 
 from cocotune.convert.emitters.base import Call, Emitter, Unsupported, pyrepr
+from cocotune.convert.emitters.dense import InnerProductEmitter
 from cocotune.convert.layout import PLAIN, Layout, layout_for_shape, tf_axis
+from cocotune.ir.catalogue import CATALOGUE
 
 
 def _to_nchw(plan, gen, src: str, tag: str = "_nchw") -> tuple[list[Call], str]:
@@ -17,20 +19,27 @@ def _to_nchw(plan, gen, src: str, tag: str = "_nchw") -> tuple[list[Call], str]:
     if plan.in_layouts[0].kind != "nhwc":
         return [], src
     var = plan.out_vars[0]
-    return [Call(var, "layers.Permute", [src], ["(3, 1, 2)"],
-                 name=gen.name(plan.keras_name + tag))], var  # fmt: skip
+    return [
+        Call(var, "layers.Permute", [src], ["(3, 1, 2)"], name=gen.name(plan.keras_name + tag))
+    ], var
+
+
+def _converted_by(layer) -> str | None:
+    """The emitter class the catalogue names for ``layer``'s type."""
+    entry = CATALOGUE.get(layer.type)
+    return entry.emitter if entry is not None else None
 
 
 def _feeds_only_inner_products(layer) -> bool:
     consumers = layer.outputs[0].consumers
     return bool(consumers) and all(
-        c.type == "InnerProduct" and c.param.inner_product_param.axis % 2 == 1 for c in consumers
+        _converted_by(c) == InnerProductEmitter.__name__
+        and c.param.inner_product_param.axis % 2 == 1
+        for c in consumers
     )
 
 
 class FlattenEmitter(Emitter):
-    types = ("Flatten",)
-
     def _keeps_hwc(self, plan) -> bool:
         p = plan.layer.param.flatten_param
         rank = len(plan.in_shapes[0])
@@ -57,14 +66,19 @@ class FlattenEmitter(Emitter):
         else:
             calls.append(Call(out, "layers.Reshape", [src], [pyrepr(target)], name=name))
         if len(plan.out_shapes[0]) == 4:
-            calls.append(Call(out, "layers.Permute", [out], ["(2, 3, 1)"],
-                              name=gen.name(plan.keras_name + "_nhwc")))  # fmt: skip
+            calls.append(
+                Call(
+                    out,
+                    "layers.Permute",
+                    [out],
+                    ["(2, 3, 1)"],
+                    name=gen.name(plan.keras_name + "_nhwc"),
+                )
+            )
         return calls
 
 
 class ReshapeEmitter(Emitter):
-    types = ("Reshape",)
-
     def check(self, layer) -> None:
         if layer.inputs[0].shape[0] != layer.outputs[0].shape[0]:
             raise Unsupported("a Reshape that changes the batch axis", "reshape_param.shape")
@@ -73,40 +87,55 @@ class ReshapeEmitter(Emitter):
         out = plan.out_vars[0]
         calls, src = _to_nchw(plan, gen, plan.in_vars[0])
         target = tuple(plan.out_shapes[0][1:])
-        calls.append(Call(out, "layers.Reshape", [src], [pyrepr(target)],
-                          name=gen.name(plan.keras_name)))  # fmt: skip
+        calls.append(
+            Call(out, "layers.Reshape", [src], [pyrepr(target)], name=gen.name(plan.keras_name))
+        )
         if len(plan.out_shapes[0]) == 4:
-            calls.append(Call(out, "layers.Permute", [out], ["(2, 3, 1)"],
-                              name=gen.name(plan.keras_name + "_nhwc")))  # fmt: skip
+            calls.append(
+                Call(
+                    out,
+                    "layers.Permute",
+                    [out],
+                    ["(2, 3, 1)"],
+                    name=gen.name(plan.keras_name + "_nhwc"),
+                )
+            )
         return calls
 
 
 class SoftmaxEmitter(Emitter):
-    types = ("Softmax",)
-
     def calls(self, plan, gen):
         rank = len(plan.in_shapes[0])
         axis = tf_axis(plan.layer.param.softmax_param.axis, plan.in_layouts[0], rank)
         kwargs = {} if axis == rank - 1 else {"axis": str(axis)}
-        return [Call(plan.out_vars[0], "layers.Softmax", [plan.in_vars[0]], kwargs=kwargs,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "layers.Softmax",
+                [plan.in_vars[0]],
+                kwargs=kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class TileEmitter(Emitter):
-    types = ("Tile",)
-
     def calls(self, plan, gen):
         p = plan.layer.param.tile_param
         rank = len(plan.in_shapes[0])
         axis = tf_axis(p.axis, plan.in_layouts[0], rank)
-        return [Call(plan.out_vars[0], "caffe.CaffeTile", [plan.in_vars[0]],
-                     kwargs={"axis": str(axis), "tiles": str(p.tiles)},
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.CaffeTile",
+                [plan.in_vars[0]],
+                kwargs={"axis": str(axis), "tiles": str(p.tiles)},
+                name=gen.name(plan.keras_name),
+            )
+        ]
 
 
 class ArgMaxEmitter(Emitter):
-    types = ("ArgMax",)
-
     def out_layouts(self, plan):
         p = plan.layer.param.argmax_param
         if p.HasField("axis"):
@@ -136,8 +165,6 @@ class ArgMaxEmitter(Emitter):
 
 
 class ReductionEmitter(Emitter):
-    types = ("Reduction",)
-
     def check(self, layer) -> None:
         rank = len(layer.inputs[0].shape)
         axis = layer.param.reduction_param.axis % rank
@@ -158,5 +185,12 @@ class ReductionEmitter(Emitter):
         kwargs = {"operation": pyrepr(op), "axes": pyrepr(axes)}
         if p.coeff != 1:
             kwargs["coeff"] = pyrepr(float(p.coeff))
-        return [Call(plan.out_vars[0], "caffe.Reduction", [plan.in_vars[0]], kwargs=kwargs,
-                     name=gen.name(plan.keras_name))]  # fmt: skip
+        return [
+            Call(
+                plan.out_vars[0],
+                "caffe.Reduction",
+                [plan.in_vars[0]],
+                kwargs=kwargs,
+                name=gen.name(plan.keras_name),
+            )
+        ]
