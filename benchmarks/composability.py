@@ -310,7 +310,8 @@ def main(argv=None) -> int:
     from cocotune.cli_support import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from cocotune.runtime.mpi import configure_threads, get_comm
+    from cocotune.runtime.mpi import get_comm
+    from cocotune.runtime.threads import configure_threads
 
     comm = get_comm()
     configure_threads(comm)
@@ -464,10 +465,10 @@ def train_full(work: Path, pkg, p: dict) -> None:
 
 def pretrain(work: Path, p: dict, comm) -> None:
     """All ranks: pre-train the package's tuning blocks on the target set (resumable)."""
-    from cocotune.runtime.mpi import run_tasks
     from cocotune.runtime.package import Package
     from cocotune.runtime.pretrain import plateau_rule, pretrain_group
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
 
     pkg = Package(work / "pkg")
     log = ResultsLog(work / "pretrain.jsonl", comm=comm)
@@ -515,9 +516,9 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
     """All ranks: fine-tune every (configuration, method) not yet in configs.jsonl."""
     from cocotune.runtime.assemble import load_block
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration
-    from cocotune.runtime.mpi import run_tasks
     from cocotune.runtime.package import Package
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
     from cocotune.runtime.training import StopRule
 
     pkg = Package(work / "pkg")

@@ -43,7 +43,7 @@ from cocotune.runtime.results import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# "explore (default): 3/12 (25%), 41.2 s, ~98 s left, ..." (cocotune.runtime.mpi.LineProgress)
+# "explore (default): 3/12 (25%), 41.2 s, ~98 s left, ..." (cocotune.runtime.progress.LineProgress)
 PROGRESS = re.compile(r"^explore \([^)]*\): (\d+)/(\d+) \(\d+%\), ([0-9.]+) s\b")
 
 

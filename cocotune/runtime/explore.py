@@ -168,8 +168,8 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
 
     from cocotune.runtime.assemble import block_trained_weights, default_weights, load_into
     from cocotune.runtime.data import make_tf_dataset
-    from cocotune.runtime.mpi import TaskAborted
     from cocotune.runtime.results import atomic_save
+    from cocotune.runtime.scheduler import TaskAborted
     from cocotune.runtime.solver import make_optimizer
     from cocotune.runtime.training import (
         accuracy,
@@ -323,10 +323,13 @@ def choose(order, records: dict, objective, threshold) -> dict | None:
 
 
 def _explore(package_dir: Path, argv: list[str]) -> int:
-    from cocotune.runtime.mpi import configure_threads, get_comm, progress_bar, run_tasks
+    from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.objective import objective_from_args
     from cocotune.runtime.package import Package
+    from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
+    from cocotune.runtime.threads import configure_threads
     from cocotune.runtime.training import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stop_rule
 
     parser = base_parser("explore.py", "Explore pruned configurations in objective order.")

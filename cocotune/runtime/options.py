@@ -216,7 +216,7 @@ def run_main(fn, package_dir: Path, argv: list[str]) -> int:
 
     try:
         import_tensorflow_quietly()
-        from cocotune.runtime.mpi import start_ranks
+        from cocotune.runtime.startup import start_ranks
 
         start_ranks(package_dir, argv)  # MPI, shared package check, threads, devices
         return int(fn(Path(package_dir), argv) or 0)

@@ -171,9 +171,11 @@ def pretrain_group(
 
 
 def _pretrain(package_dir: Path, argv: list[str]) -> int:
-    from cocotune.runtime.mpi import configure_threads, get_comm, run_tasks
+    from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.package import Package
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
+    from cocotune.runtime.threads import configure_threads
 
     parser = base_parser("pretrain.py", "Pre-train this package's tuning blocks.")
     parser.add_argument("--steps", type=int,

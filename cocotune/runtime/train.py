@@ -22,8 +22,9 @@ def _train(package_dir: Path, argv: list[str]) -> int:
 
     from cocotune.files import save_weights_atomic
     from cocotune.runtime.data import make_tf_dataset
-    from cocotune.runtime.mpi import get_comm, progress_bar
+    from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.package import Package
+    from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import atomic_write_json
     from cocotune.runtime.solver import make_optimizer
     from cocotune.runtime.training import (

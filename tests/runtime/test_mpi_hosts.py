@@ -24,16 +24,9 @@ from pathlib import Path
 import pytest
 
 from cocotune.errors import CocotuneError
-from cocotune.runtime import mpi
-from cocotune.runtime.mpi import (
-    DistributedError,
-    LocalComm,
-    MpiUnavailableError,
-    _check_package,
-    _fingerprint,
-    check_shared_package,
-    get_comm,
-)
+from cocotune.runtime import mpi, threads
+from cocotune.runtime.mpi import DistributedError, LocalComm, MpiUnavailableError, get_comm
+from cocotune.runtime.startup import _check_package, _fingerprint, check_shared_package
 
 JOB = Path(__file__).resolve().parent / "mpi_scripts" / "job.py"
 MPIRUN = Path(sys.executable).parent / "mpirun"
@@ -163,10 +156,10 @@ def test_device_mapping_is_logged_by_rank_0(tmp_path):
     assert code == 0, output
     lines = [line for line in output.splitlines() if line.startswith("rank ")]
     assert lines == [
-        f"rank 0 on {HOSTNAME}: local rank 0 of 2, cpu, {max(1, mpi._cpu_count() // 2)} "
-        f"thread{'s' if mpi._cpu_count() >= 4 else ''} per op",
-        f"rank 1 on {HOSTNAME}: local rank 1 of 2, cpu, {max(1, mpi._cpu_count() // 2)} "
-        f"thread{'s' if mpi._cpu_count() >= 4 else ''} per op",
+        f"rank 0 on {HOSTNAME}: local rank 0 of 2, cpu, {max(1, threads._cpu_count() // 2)} "
+        f"thread{'s' if threads._cpu_count() >= 4 else ''} per op",
+        f"rank 1 on {HOSTNAME}: local rank 1 of 2, cpu, {max(1, threads._cpu_count() // 2)} "
+        f"thread{'s' if threads._cpu_count() >= 4 else ''} per op",
     ]
     assert [r["device"] for r in ranks(tmp_path)] == ["cpu", "cpu"]
 
