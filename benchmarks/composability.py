@@ -375,8 +375,8 @@ def _check_work(work: Path, p: dict) -> None:
 def prepare(work: Path, p: dict) -> None:
     """Rank 0: subspace + package, nested subsets, full model (source, then target)."""
     from cocotune.frontend.load import load_net
-    from cocotune.gen.package import generate_package
-    from cocotune.runtime.package import Package
+    from cocotune.gen.write_package import generate_package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import atomic_write_json
     from cocotune.tuning.subspace import format_subspace, sample_subspace
 
@@ -408,7 +408,7 @@ def train_full(work: Path, pkg, p: dict) -> None:
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.results import atomic_save, atomic_write_json
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         StopRule,
         accuracy,
         classification_loss,
@@ -465,7 +465,7 @@ def train_full(work: Path, pkg, p: dict) -> None:
 
 def pretrain(work: Path, p: dict, comm) -> None:
     """All ranks: pre-train the package's tuning blocks on the target set (resumable)."""
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.pretrain import plateau_rule, pretrain_group
     from cocotune.runtime.results import ResultsLog
     from cocotune.runtime.scheduler import run_tasks
@@ -516,10 +516,10 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
     """All ranks: fine-tune every (configuration, method) not yet in configs.jsonl."""
     from cocotune.runtime.assemble import load_block
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import ResultsLog
     from cocotune.runtime.scheduler import run_tasks
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.training_loop import StopRule
 
     pkg = Package(work / "pkg")
     log = ResultsLog(work / "configs.jsonl", comm=comm, id_key="key")
@@ -558,7 +558,7 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
 
 
 def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> dict:
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import ResultsLog
 
     pkg = Package(work / "pkg")

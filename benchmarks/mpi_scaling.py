@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     from cocotune.frontend.load import load_net
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
     from cocotune.tuning.subspace import format_subspace, sample_subspace
 
     net_path = REPO / "examples" / "resnet_digits" / "net.prototxt"

@@ -22,7 +22,7 @@ Re-estimation does not change the weights and training uses batch statistics, so
 change the training trajectory. ``val_accuracy_assembled``/``test_accuracy_assembled`` are the
 only figures measured before any re-estimation (how good assembly alone is).
 
-Stop rule (one for both methods; :class:`cocotune.runtime.training.StopRule`): validation
+Stop rule (one for both methods; :class:`cocotune.runtime.training_loop.StopRule`): validation
 accuracy is measured at step 0 and every ``--eval-every`` steps (default: the solver's
 ``test_interval``, else 20); training stops at the first evaluation with accuracy >= the
 objective's threshold ("threshold"), when the best accuracy has not improved by at least
@@ -72,7 +72,7 @@ class EvalOptions:
     """
 
     method: str
-    rule: object  # cocotune.runtime.training.StopRule
+    rule: object  # cocotune.runtime.training_loop.StopRule
     seed: int = 0
     bn_recalibrate: int = 0
     keep_all: bool = False
@@ -121,7 +121,7 @@ def full_accuracy(pkg, data, comm, bn_recalibrate: int = 0) -> dict:
     BN re-estimation); stored in runs/full.json under ``reference`` keyed by data fingerprint,
     BN handling and weights, and computed on rank 0 only once per key."""
     from cocotune.runtime.results import atomic_write_json
-    from cocotune.runtime.training import accuracy, recalibrate_batchnorm, recalibration_images
+    from cocotune.runtime.training_loop import accuracy, recalibrate_batchnorm, recalibration_images
 
     path = pkg.runs_dir / "full.json"
     value = None
@@ -171,7 +171,7 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
     from cocotune.runtime.results import atomic_save
     from cocotune.runtime.scheduler import TaskAborted
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         accuracy,
         classification_loss,
         fit,
@@ -323,14 +323,14 @@ def choose(order, records: dict, objective, threshold) -> dict | None:
 
 
 def _explore(package_dir: Path, argv: list[str]) -> int:
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.objective import objective_from_args
-    from cocotune.runtime.package import Package
     from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import ResultsLog
     from cocotune.runtime.scheduler import run_tasks
     from cocotune.runtime.threads import configure_threads
-    from cocotune.runtime.training import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stop_rule
+    from cocotune.runtime.training_loop import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stop_rule
 
     parser = base_parser("explore.py", "Explore pruned configurations in objective order.")
     goal = parser.add_argument_group("objective (one of)")

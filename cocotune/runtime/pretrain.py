@@ -17,7 +17,7 @@ early when its reconstruction loss plateaus: every ``--eval-every`` steps the tr
 (sum over the group's blocks of the mean squared error) averaged over those steps is taken, and
 the group stops once ``-log(loss)`` has not improved by ``--min-delta`` (default 0.01, i.e.
 about 1 % relative) for ``--patience`` (default 3) consecutive measurements -- the same rule
-(:class:`~cocotune.runtime.training.StopRule`) as fine-tuning's plateau, on a loss instead of an
+(:class:`~cocotune.runtime.training_loop.StopRule`) as fine-tuning's plateau, on a loss instead of an
 accuracy. The summary states the total in seconds and in "configurations' worth": total steps
 of all groups / ``L``. A pre-training step (one teacher pass plus several students) costs more
 than a fine-tuning step; the seconds say by how much.
@@ -62,7 +62,7 @@ def default_pretrain_steps(finetune_limit: int) -> int:
 def plateau_rule(steps: int, eval_every: int | None = None, patience: int | None = None,
                  min_delta: float | None = None):  # fmt: skip
     """The :class:`StopRule` of a group: limit ``steps``, plateau on ``-log(mean loss)``."""
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.training_loop import StopRule
 
     every = eval_every if eval_every is not None else max(1, int(steps) // 10)
     return StopRule(
@@ -78,7 +78,7 @@ def pretrain_group(
 ) -> list[dict]:
     """Train one group of blocks together; save each; return one record per block.
 
-    ``rule`` (a :class:`~cocotune.runtime.training.StopRule`, see :func:`plateau_rule`) stops
+    ``rule`` (a :class:`~cocotune.runtime.training_loop.StopRule`, see :func:`plateau_rule`) stops
     the group early when its reconstruction loss plateaus; without it the group trains
     exactly ``steps`` steps (what a benchmark comparing fixed budgets wants). Records state
     ``steps``, ``stop`` (plateau/limit/aborted), ``seconds`` (the whole group: build, train,
@@ -97,7 +97,7 @@ def pretrain_group(
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.model import block_prefix
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import StopRule, fit, recalibrate_batchnorm
+    from cocotune.runtime.training_loop import StopRule, fit, recalibrate_batchnorm
 
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
@@ -171,8 +171,8 @@ def pretrain_group(
 
 
 def _pretrain(package_dir: Path, argv: list[str]) -> int:
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.mpi import get_comm
-    from cocotune.runtime.package import Package
     from cocotune.runtime.results import ResultsLog
     from cocotune.runtime.scheduler import run_tasks
     from cocotune.runtime.threads import configure_threads

@@ -22,12 +22,12 @@ def _train(package_dir: Path, argv: list[str]) -> int:
 
     from cocotune.files import save_weights_atomic
     from cocotune.runtime.data import make_tf_dataset
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.mpi import get_comm
-    from cocotune.runtime.package import Package
     from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import atomic_write_json
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         accuracy,
         classification_loss,
         recalibrate_batchnorm,

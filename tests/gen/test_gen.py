@@ -15,7 +15,7 @@ from cocotune.caffemodel import random_weights
 from cocotune.convert.plan import plan_net
 from cocotune.files import import_generated
 from cocotune.frontend.load import load_net
-from cocotune.gen.package import generate_package
+from cocotune.gen.write_package import generate_package
 from cocotune.runtime.assemble import (
     block_layers,
     block_trained_weights,

@@ -39,7 +39,7 @@ def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask, mask, expec
 
 
 def test_generated_package_is_readable_by_others(tmp_path, umask):
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
 
     umask(0o022)
     solver = tmp_path / "solver.prototxt"

@@ -30,7 +30,7 @@ QUICK = ["--quiet", "--steps", "20", "--eval-every", "10", "--patience", "5"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
     from cocotune.runtime import pretrain, train
 
     root = tmp_path_factory.mktemp("explore")
@@ -209,12 +209,12 @@ def test_the_method_changes_only_the_starting_weights(trained, monkeypatch):
     import numpy as np
 
     import cocotune.runtime.data as data_module
-    import cocotune.runtime.training as training_module
+    import cocotune.runtime.training_loop as training_module
     from cocotune.runtime.data import load_dataset
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.solver import preset
-    from cocotune.runtime.training import stop_rule
+    from cocotune.runtime.training_loop import stop_rule
 
     pkg = Package(trained)
     data = load_dataset("digits", pkg.input_shape, pkg.num_classes)

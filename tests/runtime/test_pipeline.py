@@ -37,7 +37,7 @@ def run(script: Path, *args: str, mpi: int = 0, timeout: int = 600, env=None):
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
 
     root = tmp_path_factory.mktemp("pipeline")
     (root / "sub.txt").write_text(SUBSPACE)
@@ -87,9 +87,9 @@ def test_pretrain_rerun_skips_saved_blocks(trained):
 def test_block_trained_networks_start_more_accurate(trained, recalibrate):
     from cocotune.runtime.data import load_dataset
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.solver import TrainingSettings
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.training_loop import StopRule
 
     pkg = Package(trained)
     data = load_dataset("digits", pkg.input_shape, pkg.num_classes)

@@ -9,6 +9,9 @@ Small nets spend most of their time outside the arithmetic: one Python-level mod
 batch and one re-trace per new input shape. So each model gets one compiled step function per
 loop, one compiled inference function (:func:`predict_batches`, cached per model, batch
 dimension left open) and one compiled BatchNorm re-estimation pass (:func:`recalibrate_batchnorm`).
+
+The commands that use these loops are :mod:`cocotune.runtime.train` (a generated ``train.py``),
+:mod:`cocotune.runtime.pretrain` and :mod:`cocotune.runtime.explore`.
 """
 
 from __future__ import annotations

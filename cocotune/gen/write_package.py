@@ -9,6 +9,8 @@
     DIR/README.md     how to run it, for this network
 
 Everything is checked (net, conversion, subspace, weights) before the first file is written.
+The generated scripts read the package back at run time through
+:mod:`cocotune.runtime.generated_package`.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 The package directory holds ``net.prototxt`` and ``tuning.json``; re-reading them costs a
 fraction of a second and no TensorFlow, and keeps the generated scripts thin (docs/design.md §6).
+This module *reads* a package at run time; :mod:`cocotune.gen.write_package` *writes* one.
 """
 
 from __future__ import annotations

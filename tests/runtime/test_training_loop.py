@@ -8,7 +8,7 @@ import pytest
 
 from cocotune.errors import CocotuneError
 from cocotune.runtime.solver import TrainingSettings
-from cocotune.runtime.training import (
+from cocotune.runtime.training_loop import (
     StopRule,
     accuracy,
     fit,
