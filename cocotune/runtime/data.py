@@ -179,8 +179,11 @@ class Dataset:
             "params": self.params,
         }
         digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
-        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val),
-                     (self.x_test, self.y_test)):  # fmt: skip
+        for x, y in (
+            (self.x_train, self.y_train),
+            (self.x_val, self.y_val),
+            (self.x_test, self.y_test),
+        ):
             digest.update(np.ascontiguousarray(np.asarray(y, np.int64)).tobytes())
             digest.update(np.ascontiguousarray(np.asarray(x[:16], np.float32)).tobytes())
         return digest.hexdigest()[:16]
@@ -436,8 +439,7 @@ def load_dataset(
                 )
             x_tr, y_tr, x_te, y_te = make_digits_hard(seed=seed, **kwargs)
             _check_digits_classes(num_classes)
-            ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes,
-                         value_range=(0.0, 1.0))  # fmt: skip
+            ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes, value_range=(0.0, 1.0))
             settings = {**_hard_defaults(), **kwargs}
             ds.notes.append(
                 "digits-hard: "
@@ -1040,8 +1042,13 @@ def load_image_folder(
         class_names=tuple(names),
         value_range=(0.0, 255.0),
         notes=notes,
-        params={"mean": mean, "scale": scale, "crop": bool(crop), "channel_order": order,
-                "files": listing},  # fmt: skip
+        params={
+            "mean": mean,
+            "scale": scale,
+            "crop": bool(crop),
+            "channel_order": order,
+            "files": listing,
+        },
     )
     if "val" in parts:
         ds.x_val, ds.y_val = xs["val"], labels["val"]

@@ -45,9 +45,12 @@ def test_generated_package_is_readable_by_others(tmp_path, umask):
     solver = tmp_path / "solver.prototxt"
     solver.write_text('base_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 10\n')
     out = tmp_path / "deep" / "pkg"
-    generate_package(str(EXAMPLES / "resnet_digits" / "net.prototxt"),
-                     str(EXAMPLES / "resnet_digits" / "subspace.txt"), out,
-                     solver=str(solver))  # fmt: skip
+    generate_package(
+        str(EXAMPLES / "resnet_digits" / "net.prototxt"),
+        str(EXAMPLES / "resnet_digits" / "subspace.txt"),
+        out,
+        solver=str(solver),
+    )
     assert mode(out) == 0o755 and mode(out.parent) == 0o755
     files = sorted(p.name for p in out.iterdir())
     assert "solver.prototxt" in files and "model.py" in files

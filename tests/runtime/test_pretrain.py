@@ -62,8 +62,9 @@ def package(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pretrain")
     (root / "sub.txt").write_text(SUBSPACE)
-    generate_package(str(EXAMPLES / "resnet_digits" / "net.prototxt"), str(root / "sub.txt"),
-                     root / "pkg")  # fmt: skip
+    generate_package(
+        str(EXAMPLES / "resnet_digits" / "net.prototxt"), str(root / "sub.txt"), root / "pkg"
+    )
     pkg = Package(root / "pkg")
     pkg.build("full").save_weights(str(pkg.full_weights_path))
     return pkg
