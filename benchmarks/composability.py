@@ -339,7 +339,8 @@ def main(argv=None) -> int:
     from cocotune.cli_support import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from cocotune.runtime.mpi import configure_threads, get_comm
+    from cocotune.runtime.mpi import get_comm
+    from cocotune.runtime.threads import configure_threads
 
     comm = get_comm()
     configure_threads(comm)
@@ -403,8 +404,8 @@ def _check_work(work: Path, p: dict) -> None:
 def prepare(work: Path, p: dict) -> None:
     """Rank 0: subspace + package, nested subsets, full model (source, then target)."""
     from cocotune.frontend.load import load_net
-    from cocotune.gen.package import generate_package
-    from cocotune.runtime.package import Package
+    from cocotune.gen.write_package import generate_package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import atomic_write_json
     from cocotune.tuning.subspace import format_subspace, sample_subspace
 
@@ -436,7 +437,7 @@ def train_full(work: Path, pkg, p: dict) -> None:
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.results import atomic_save, atomic_write_json
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         StopRule,
         accuracy,
         classification_loss,
@@ -493,10 +494,10 @@ def train_full(work: Path, pkg, p: dict) -> None:
 
 def pretrain(work: Path, p: dict, comm) -> None:
     """All ranks: pre-train the package's tuning blocks on the target set (resumable)."""
-    from cocotune.runtime.mpi import run_tasks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.pretrain import plateau_rule, pretrain_group
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
 
     pkg = Package(work / "pkg")
     log = ResultsLog(work / "pretrain.jsonl", comm=comm)
@@ -544,10 +545,10 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
     """All ranks: fine-tune every (configuration, method) not yet in configs.jsonl."""
     from cocotune.runtime.assemble import load_block
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration
-    from cocotune.runtime.mpi import run_tasks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import ResultsLog
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.scheduler import run_tasks
+    from cocotune.runtime.training_loop import StopRule
 
     pkg = Package(work / "pkg")
     log = ResultsLog(work / "configs.jsonl", comm=comm, id_key="key")
@@ -586,7 +587,7 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
 
 
 def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> dict:
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.results import ResultsLog
 
     pkg = Package(work / "pkg")

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         print(f"needs the shared corpus ({source} not found)")
         return 1
     from cocotune.frontend.load import load_net
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
     from cocotune.tuning.modules import wrap_in_modules
     from cocotune.tuning.subspace import format_subspace, sample_subspace
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         "gen_wall_s": round(t3 - t2, 3),
         "gen_stages_s": timings,
         "python": platform.python_version(),
-        "method": "one run, wall clock (time.perf_counter); gen = cocotune.gen.package.generate_package",
+        "method": "one run, wall clock (time.perf_counter); gen = cocotune.gen.write_package.generate_package",
     }
     print(f"{args.net}: {result['modules']} modules, {result['configurations']} configurations")
     print(f"cocotune gen wall time: {report['gen_wall_s']:.2f} s "

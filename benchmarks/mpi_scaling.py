@@ -43,7 +43,7 @@ from cocotune.runtime.results import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# "explore (default): 3/12 (25%), 41.2 s, ~98 s left, ..." (cocotune.runtime.mpi.LineProgress)
+# "explore (default): 3/12 (25%), 41.2 s, ~98 s left, ..." (cocotune.runtime.progress.LineProgress)
 PROGRESS = re.compile(r"^explore \([^)]*\): (\d+)/(\d+) \(\d+%\), ([0-9.]+) s\b")
 
 
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     from cocotune.frontend.load import load_net
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
     from cocotune.tuning.subspace import format_subspace, sample_subspace
 
     net_path = REPO / "examples" / "resnet_digits" / "net.prototxt"

@@ -102,7 +102,7 @@ def _optional_commands():
     """Subcommand groups that live in their own packages (each has ``register(subparsers)``)."""
     from cocotune.cocogen.commands import register as cocogen
     from cocotune.convert.command import register as convert
-    from cocotune.gen.package import register as gen
+    from cocotune.gen.write_package import register as gen
     from cocotune.tuning.commands import register as tuning
     from cocotune.tuning.modules import register as modules
 

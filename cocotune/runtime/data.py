@@ -65,6 +65,7 @@ import difflib
 import hashlib
 import inspect
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ __all__ = [
     "load_digits_split",
     "make_digits_hard",
     "make_tf_dataset",
+    "read_npz",
     "split_for_ranks",
     "validation_split",
 ]
@@ -177,8 +179,11 @@ class Dataset:
             "params": self.params,
         }
         digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
-        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val),
-                     (self.x_test, self.y_test)):  # fmt: skip
+        for x, y in (
+            (self.x_train, self.y_train),
+            (self.x_val, self.y_val),
+            (self.x_test, self.y_test),
+        ):
             digest.update(np.ascontiguousarray(np.asarray(y, np.int64)).tobytes())
             digest.update(np.ascontiguousarray(np.asarray(x[:16], np.float32)).tobytes())
         return digest.hexdigest()[:16]
@@ -434,8 +439,7 @@ def load_dataset(
                 )
             x_tr, y_tr, x_te, y_te = make_digits_hard(seed=seed, **kwargs)
             _check_digits_classes(num_classes)
-            ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes,
-                         value_range=(0.0, 1.0))  # fmt: skip
+            ds = Dataset("digits-hard", x_tr, y_tr, x_te, y_te, num_classes, value_range=(0.0, 1.0))
             settings = {**_hard_defaults(), **kwargs}
             ds.notes.append(
                 "digits-hard: "
@@ -699,23 +703,35 @@ def make_digits_hard(
 # ----------------------------------------------------------------------------------------------
 
 
-def load_npz(
+def read_npz(
     path: str | Path,
-    input_shape: Sequence[int],
-    num_classes: int,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
-    mean: Sequence[float] | float | None = None,
-    scale: float | None = None,
-) -> Dataset:
-    """``x_train, y_train, x_test, y_test`` (and ``x_val, y_val``) from an ``.npz``, checked.
+    input_shape: Sequence[int] | None = None,
+    num_classes: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """The parts of an ``.npz`` dataset, checked: ``(images, labels, notes)``, each dict keyed
+    by part (``"train"``, ``"test"`` and, when the file has them, ``"val"``).
 
-    Images may be NHWC ``(N, H, W, C)``, NCHW ``(N, C, H, W)`` (transposed to NHWC) or, for a
-    one-channel net, ``(N, H, W)``. When both layouts match (e.g. 3×3×3) NHWC is assumed.
-    Values are kept as stored, cast to float32, unless ``mean``/``scale`` are given. Without
-    ``x_val, y_val``, ``val_fraction`` of the training images are held out for validation.
+    The one set of rules for every command that reads ``.npz`` data (``--data`` of the
+    generated scripts through :func:`load_npz`, ``cocotune cocogen prune/evaluate`` through
+    :func:`cocotune.cocogen.data.load_data`), so a file one command accepts the other accepts
+    too. The file holds ``x_train, y_train, x_test, y_test`` and optionally both ``x_val,
+    y_val``. Images are numbers, finite, cast to float32 NHWC and kept as stored otherwise;
+    labels are one integer class index per image (a float that is an integer, or an ``(N, 1)``
+    column, is accepted), as many as the images, none empty. Every error names the file and the
+    key.
+
+    Parameters:
+        path: the ``.npz`` file.
+        input_shape: the net's input ``(H, W, C)``: images may then be NHWC ``(N, H, W, C)``,
+            NCHW ``(N, C, H, W)`` (transposed to NHWC) or, for one channel, ``(N, H, W)``; when
+            both layouts match (e.g. 3×3×3) NHWC is assumed. ``None`` (the net is not known
+            yet): ``(N, H, W)`` or NHWC ``(N, H, W, C)``, the same shape in every part.
+        num_classes: labels must be in ``[0, num_classes)``; ``None``: non-negative.
+
+    Raises:
+        CocotuneError: the file cannot be read or breaks a rule above.
     """
-    shape = _check_input_shape(input_shape)
-    mean, scale = _check_mean_scale(mean, scale, shape[2])
+    shape = _check_input_shape(input_shape) if input_shape is not None else None
     shown = str(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -734,26 +750,53 @@ def load_npz(
             arrays = {k: z[k] for p in parts for k in (f"x_{p}", f"y_{p}")}
     except CocotuneError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CocotuneError(f"cannot read '{shown}' as an .npz file: {exc}") from None
     notes: list[str] = []
     xs, ys = {}, {}
     for part in parts:
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
-        xs[part], layout = _npz_images(x, f"x_{part}", shape)
+        xs[part], layout = _npz_images(x, f"x_{part}", shape, shown)
         if layout != "NHWC":
             notes.append(f"x_{part} is {layout}; transposed to NHWC")
-        ys[part] = _npz_labels(y, f"y_{part}", num_classes)
+        if shape is None and xs[part].shape[1:] != xs["train"].shape[1:]:
+            raise CocotuneError(
+                f"'{shown}': x_{part} holds {_shape_str(xs[part].shape[1:])} images but x_train "
+                f"holds {_shape_str(xs['train'].shape[1:])} images"
+            )
+        ys[part] = _npz_labels(y, f"y_{part}", num_classes, shown)
         if len(xs[part]) == 0:
-            raise CocotuneError(f"x_{part} in '{shown}' is empty")
+            raise CocotuneError(f"'{shown}': x_{part} is empty")
         if len(xs[part]) != len(ys[part]):
             raise CocotuneError(
-                f"x_{part} has {len(xs[part])} images but y_{part} has {len(ys[part])} labels"
+                f"'{shown}': x_{part} has {len(xs[part])} images but y_{part} has "
+                f"{len(ys[part])} labels"
             )
+    return xs, ys, notes
+
+
+def load_npz(
+    path: str | Path,
+    input_shape: Sequence[int],
+    num_classes: int,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    mean: Sequence[float] | float | None = None,
+    scale: float | None = None,
+) -> Dataset:
+    """``x_train, y_train, x_test, y_test`` (and ``x_val, y_val``) from an ``.npz``, checked
+    against the net by :func:`read_npz`.
+
+    Values are kept as stored, cast to float32, unless ``mean``/``scale`` are given. Without
+    ``x_val, y_val``, ``val_fraction`` of the training images are held out for validation.
+    """
+    shape = _check_input_shape(input_shape)
+    mean, scale = _check_mean_scale(mean, scale, shape[2])
+    shown = str(path)
+    xs, ys, notes = read_npz(path, shape, num_classes)
     lo = float(min(x.min() for x in xs.values()))
     hi = float(max(x.max() for x in xs.values()))
     notes.append(_mean_scale_note(mean, scale))
-    for part in parts:
+    for part in xs:
         xs[part] = _apply_mean_scale(xs[part], mean, scale)
     ds = Dataset(
         shown,
@@ -783,53 +826,75 @@ def _guess_layout(dims: tuple[int, ...]) -> str:
     return "NHWC"
 
 
-def _npz_images(x: np.ndarray, key: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, str]:
-    h, w, c = shape
+def _npz_images(
+    x: np.ndarray, key: str, shape: tuple[int, int, int] | None, file: str
+) -> tuple[np.ndarray, str]:
     if x.dtype.kind not in "biuf":
-        raise CocotuneError(f"{key} has dtype {x.dtype}; images must be numbers")
+        raise CocotuneError(f"'{file}': {key} has dtype {x.dtype}; images must be numbers")
     dims = tuple(int(d) for d in x.shape)
-    if len(dims) == 3 and c == 1 and dims[1:] == (h, w):
-        return x.astype(np.float32)[..., None], "NHW"
-    if len(dims) == 4 and dims[1:] == (h, w, c):
-        layout = "NHWC"
-        out = x.astype(np.float32)
-    elif len(dims) == 4 and dims[1:] == (c, h, w):
-        layout = "NCHW"
-        out = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(np.float32)
+    shown = "(N, " + ", ".join(str(d) for d in dims[1:]) + ")" if dims else "()"
+    if shape is None:
+        if len(dims) == 3:
+            out, layout = x.astype(np.float32)[..., None], "NHW"
+        elif len(dims) == 4:
+            out, layout = x.astype(np.float32), "NHWC"
+        else:
+            raise CocotuneError(
+                f"'{file}': {key} has shape {shown}; images must be (N, H, W) or (N, H, W, C)"
+            )
     else:
-        shown = "(N, " + ", ".join(str(d) for d in dims[1:]) + ")" if dims else "()"
-        raise CocotuneError(
-            f"{key} has shape {shown} ({_guess_layout(dims)}) but the net takes "
-            f"{_shape_str(shape)}",
-            notes=[f"expected (N, {h}, {w}, {c}) (NHWC) or (N, {c}, {h}, {w}) (NCHW)"],
-        )
+        h, w, c = shape
+        if len(dims) == 3 and c == 1 and dims[1:] == (h, w):
+            out, layout = x.astype(np.float32)[..., None], "NHW"
+        elif len(dims) == 4 and dims[1:] == (h, w, c):
+            out, layout = x.astype(np.float32), "NHWC"
+        elif len(dims) == 4 and dims[1:] == (c, h, w):
+            layout = "NCHW"
+            out = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(np.float32)
+        else:
+            raise CocotuneError(
+                f"'{file}': {key} has shape {shown} ({_guess_layout(dims)}) but the net takes "
+                f"{_shape_str(shape)}",
+                notes=[f"expected (N, {h}, {w}, {c}) (NHWC) or (N, {c}, {h}, {w}) (NCHW)"],
+            )
     if not np.all(np.isfinite(out)):
         idx = int(np.argwhere(~np.isfinite(out))[0][0])
-        raise CocotuneError(f"{key}[{idx}] contains NaN or infinity")
+        raise CocotuneError(f"'{file}': {key}[{idx}] contains NaN or infinity")
     return out, layout
 
 
-def _npz_labels(y: np.ndarray, key: str, num_classes: int) -> np.ndarray:
+def _npz_labels(y: np.ndarray, key: str, num_classes: int | None, file: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         hint = " (one-hot? store y.argmax(axis=1))" if y.ndim == 2 else ""
-        raise CocotuneError(f"{key} has shape {y.shape}; labels must be one index per image{hint}")
+        raise CocotuneError(
+            f"'{file}': {key} has shape {y.shape}; labels must be one index per image{hint}"
+        )
     if y.dtype.kind == "f":
         bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
         if bad.size:
             i = int(bad[0])
-            raise CocotuneError(f"{key}[{i}] = {y[i].item()!r} is not an integer class index")
+            raise CocotuneError(
+                f"'{file}': {key}[{i}] = {y[i].item()!r} is not an integer class index"
+            )
     elif y.dtype.kind not in "biu":
-        raise CocotuneError(f"{key} has dtype {y.dtype}; labels must be integer class indices")
-    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+        raise CocotuneError(
+            f"'{file}': {key} has dtype {y.dtype}; labels must be integer class indices"
+        )
+    top = num_classes if num_classes is not None else np.inf
+    bad = np.flatnonzero((y < 0) | (y >= top))
     if bad.size:
         i = int(bad[0])
         value = y[i].item()
         value = int(value) if float(value).is_integer() else value
+        what = (
+            f"a class of the net (it outputs {num_classes} classes: 0..{num_classes - 1})"
+            if num_classes is not None
+            else "a class index (0, 1, ...)"
+        )
         raise CocotuneError(
-            f"{key}[{i}] = {value} is not a class of the net "
-            f"(it outputs {num_classes} classes: 0..{num_classes - 1})",
+            f"'{file}': {key}[{i}] = {value} is not {what}",
             notes=[f"{bad.size} label(s) out of range"] if bad.size > 1 else None,
         )
     return y.astype(np.int64)
@@ -977,8 +1042,13 @@ def load_image_folder(
         class_names=tuple(names),
         value_range=(0.0, 255.0),
         notes=notes,
-        params={"mean": mean, "scale": scale, "crop": bool(crop), "channel_order": order,
-                "files": listing},  # fmt: skip
+        params={
+            "mean": mean,
+            "scale": scale,
+            "crop": bool(crop),
+            "channel_order": order,
+            "files": listing,
+        },
     )
     if "val" in parts:
         ds.x_val, ds.y_val = xs["val"], labels["val"]

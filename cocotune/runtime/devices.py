@@ -5,7 +5,7 @@ all of them on GPU 0 (and reserve nearly all of every GPU's memory in each proce
 rank takes the GPU of its *local rank* (its rank among the ranks on the same node, from
 ``MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)``), round-robin when ranks outnumber GPUs, with
 memory growth on so that ranks sharing a GPU fit. Without GPUs nothing changes: the ranks run on
-the CPU with the thread sizing of :func:`cocotune.runtime.mpi.configure_threads`.
+the CPU with the thread sizing of :func:`cocotune.runtime.threads.configure_threads`.
 
 ``--devices`` overrides the choice: ``cpu`` (ignore the GPUs), ``gpu`` (require a GPU), or a
 list of GPU indices such as ``0,1`` (the GPUs of each node the ranks may use; ``1`` keeps GPU 0

@@ -22,7 +22,7 @@ Re-estimation does not change the weights and training uses batch statistics, so
 change the training trajectory. ``val_accuracy_assembled``/``test_accuracy_assembled`` are the
 only figures measured before any re-estimation (how good assembly alone is).
 
-Stop rule (one for both methods; :class:`cocotune.runtime.training.StopRule`): validation
+Stop rule (one for both methods; :class:`cocotune.runtime.training_loop.StopRule`): validation
 accuracy is measured at step 0 and every ``--eval-every`` steps (default: the solver's
 ``test_interval``, else 20); training stops at the first evaluation with accuracy >= the
 objective's threshold ("threshold"), when the best accuracy has not improved by at least
@@ -72,7 +72,7 @@ class EvalOptions:
     """
 
     method: str
-    rule: object  # cocotune.runtime.training.StopRule
+    rule: object  # cocotune.runtime.training_loop.StopRule
     seed: int = 0
     bn_recalibrate: int = 0
     keep_all: bool = False
@@ -101,10 +101,14 @@ def run_settings(pkg, method, order, rule, settings, data, seed, bn_recalibrate)
     solver = {k: v for k, v in settings.as_dict().items() if k != "source"}
     stop = {k: v for k, v in rule.as_dict().items() if k != "threshold"}
     out = {
-        "method": method, "stop_rule": stop, "solver": solver, "bn_recalibrate": bn_recalibrate,
-        "data": data.fingerprint(), "seed": seed,
+        "method": method,
+        "stop_rule": stop,
+        "solver": solver,
+        "bn_recalibrate": bn_recalibrate,
+        "data": data.fingerprint(),
+        "seed": seed,
         "full_weights": file_digest([pkg.full_weights_path]),
-    }  # fmt: skip
+    }
     if method == "block-trained":
         needed = sorted({b for c in order for b in c.composite})
         out["blocks"] = file_digest([pkg.block_path(b) for b in needed])
@@ -121,13 +125,12 @@ def full_accuracy(pkg, data, comm, bn_recalibrate: int = 0) -> dict:
     BN re-estimation); stored in runs/full.json under ``reference`` keyed by data fingerprint,
     BN handling and weights, and computed on rank 0 only once per key."""
     from cocotune.runtime.results import atomic_write_json
-    from cocotune.runtime.training import accuracy, recalibrate_batchnorm, recalibration_images
+    from cocotune.runtime.training_loop import accuracy, recalibrate_batchnorm, recalibration_images
 
     path = pkg.runs_dir / "full.json"
     value = None
     if comm.is_root:
-        key = (f"{data.fingerprint()}/bn{bn_recalibrate}/"
-               f"{file_digest([pkg.full_weights_path])}")  # fmt: skip
+        key = f"{data.fingerprint()}/bn{bn_recalibrate}/{file_digest([pkg.full_weights_path])}"
         stored = json.loads(path.read_text()) if path.exists() else {}
         reference = stored.get("reference") if isinstance(stored.get("reference"), dict) else {}
         value = reference.get(key)
@@ -136,8 +139,10 @@ def full_accuracy(pkg, data, comm, bn_recalibrate: int = 0) -> dict:
             model.load_weights(str(pkg.full_weights_path))
             if bn_recalibrate:
                 recalibrate_batchnorm(model, recalibration_images(data.x_train, bn_recalibrate))
-            value = {"val_accuracy": accuracy(model, data.x_val, data.y_val),
-                     "test_accuracy": accuracy(model, data.x_test, data.y_test)}  # fmt: skip
+            value = {
+                "val_accuracy": accuracy(model, data.x_val, data.y_val),
+                "test_accuracy": accuracy(model, data.x_test, data.y_test),
+            }
             stored = json.loads(path.read_text()) if path.exists() else {}  # merge, not replace
             stored["reference"] = {**reference, key: value}
             atomic_write_json(path, stored)
@@ -157,8 +162,9 @@ def load_blocks(pkg, needed: set[str]) -> dict:
     return {b: load_block(pkg.block_path(b))[0] for b in sorted(needed)}
 
 
-def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: EvalOptions,
-                           ctx=None) -> dict:  # fmt: skip
+def evaluate_configuration(
+    pkg, config, full, blocks, data, settings, opts: EvalOptions, ctx=None
+) -> dict:
     """Assemble, fine-tune under ``opts.rule`` and measure one configuration; its record.
 
     See the module docstring for what is measured when. Raises ``TaskAborted`` when the run no
@@ -168,10 +174,10 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
 
     from cocotune.runtime.assemble import block_trained_weights, default_weights, load_into
     from cocotune.runtime.data import make_tf_dataset
-    from cocotune.runtime.mpi import TaskAborted
     from cocotune.runtime.results import atomic_save
+    from cocotune.runtime.scheduler import TaskAborted
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         accuracy,
         classification_loss,
         fit,
@@ -199,8 +205,9 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
 
     def assemble():
         if opts.method == "block-trained":
-            weights = block_trained_weights(pkg.plan, full, config.rates, config.composite,
-                                            blocks, pkg.analysis)  # fmt: skip
+            weights = block_trained_weights(
+                pkg.plan, full, config.rates, config.composite, blocks, pkg.analysis
+            )
         else:
             weights = default_weights(pkg.plan, full, config.rates, pkg.analysis)
         load_into(model, pkg.plan, weights)
@@ -220,12 +227,19 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
         if step == 0:  # test accuracy at the start, measured after the same BN handling
             measured["test_start"] = timed("eval", accuracy, model, data.x_test, data.y_test)
 
-    batches = make_tf_dataset(data.x_train, data.y_train, settings.batch_size, shuffle=True,
-                              seed=opts.seed, repeat=True)  # fmt: skip
-    result = fit(model, batches, make_optimizer(settings),
-                 classification_loss(pkg.outputs_probabilities), opts.rule, evaluate,
-                 should_abort=ctx.should_abort if ctx is not None else None,
-                 on_eval=on_eval)  # fmt: skip
+    batches = make_tf_dataset(
+        data.x_train, data.y_train, settings.batch_size, shuffle=True, seed=opts.seed, repeat=True
+    )
+    result = fit(
+        model,
+        batches,
+        make_optimizer(settings),
+        classification_loss(pkg.outputs_probabilities),
+        opts.rule,
+        evaluate,
+        should_abort=ctx.should_abort if ctx is not None else None,
+        on_eval=on_eval,
+    )
     if result.stop == "aborted":
         raise TaskAborted()
     times["train"] = result.train_seconds
@@ -243,18 +257,28 @@ def evaluate_configuration(pkg, config, full, blocks, data, settings, opts: Eval
     seconds["total"] = round(time.perf_counter() - t0, 3)
     return {
         "key": record_key(opts.method, config.id, opts.fingerprint),
-        "id": config.id, "method": opts.method, "rates": config.rates,
+        "id": config.id,
+        "method": opts.method,
+        "rates": config.rates,
         "composite": list(config.composite) if opts.method == "block-trained" else [],
-        "params": config.params, "macs": config.macs, "flops": 2 * config.macs,
+        "params": config.params,
+        "macs": config.macs,
+        "flops": 2 * config.macs,
         "fingerprint": opts.fingerprint,
-        "val_accuracy_assembled": val_assembled, "test_accuracy_assembled": test_assembled,
+        "val_accuracy_assembled": val_assembled,
+        "test_accuracy_assembled": test_assembled,
         "val_accuracy_start": float(result.curve[0][2]),
         "test_accuracy_start": measured.get("test_start", test_assembled),
-        "val_accuracy": val_final, "test_accuracy": test_final,
-        "steps": result.steps, "stop": result.stop, "curve": result.curve,
-        "setup_seconds": round(first - t0, 3), "seconds": seconds,
-        "rank": ctx.rank if ctx is not None else 0, "model": model_path,
-    }  # fmt: skip
+        "val_accuracy": val_final,
+        "test_accuracy": test_final,
+        "steps": result.steps,
+        "stop": result.stop,
+        "curve": result.curve,
+        "setup_seconds": round(first - t0, 3),
+        "seconds": seconds,
+        "rank": ctx.rank if ctx is not None else 0,
+        "model": model_path,
+    }
 
 
 def record_key(method: str, config_id: str, fingerprint: str) -> str:
@@ -323,43 +347,72 @@ def choose(order, records: dict, objective, threshold) -> dict | None:
 
 
 def _explore(package_dir: Path, argv: list[str]) -> int:
-    from cocotune.runtime.mpi import configure_threads, get_comm, progress_bar, run_tasks
+    from cocotune.runtime.generated_package import Package
+    from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.objective import objective_from_args
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import ResultsLog
-    from cocotune.runtime.training import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stop_rule
+    from cocotune.runtime.scheduler import run_tasks
+    from cocotune.runtime.threads import configure_threads
+    from cocotune.runtime.training_loop import DEFAULT_MIN_DELTA, DEFAULT_PATIENCE, stop_rule
 
     parser = base_parser("explore.py", "Explore pruned configurations in objective order.")
     goal = parser.add_argument_group("objective (one of)")
-    goal.add_argument("--alpha", type=float,
-                      help="smallest model with validation accuracy >= full x (1 - ALPHA) "
-                      "(default 0.01)")  # fmt: skip
-    goal.add_argument("--acc-threshold", type=float,
-                      help="smallest model with validation accuracy >= T")  # fmt: skip
+    goal.add_argument(
+        "--alpha",
+        type=float,
+        help="smallest model with validation accuracy >= full x (1 - ALPHA) (default 0.01)",
+    )
+    goal.add_argument(
+        "--acc-threshold", type=float, help="smallest model with validation accuracy >= T"
+    )
     goal.add_argument("--objective", help="an objective file (min ModelSize / max Accuracy ...)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="default networks (full weights, L1-pruned) instead of blocks")  # fmt: skip
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="default networks (full weights, L1-pruned) instead of blocks",
+    )
     stop = parser.add_argument_group("stop rule (the same for both methods)")
-    stop.add_argument("--steps", type=int,
-                      help="step limit per configuration, in solver iterations (default: the "
-                      "solver's max_iter)")  # fmt: skip
-    stop.add_argument("--eval-every", type=int,
-                      help="steps between validation evaluations (default: the solver's "
-                      "test_interval, else 20)")  # fmt: skip
-    stop.add_argument("--patience", type=int,
-                      help="stop after this many evaluations without improvement "
-                      f"(default {DEFAULT_PATIENCE})")  # fmt: skip
-    stop.add_argument("--min-delta", type=float,
-                      help="smallest validation accuracy gain that counts as improvement "
-                      f"(default {DEFAULT_MIN_DELTA})")  # fmt: skip
-    parser.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
-                        help="re-estimate BatchNorm statistics on the same N training images "
-                        "at every evaluation point (both methods; default 0: off)")  # fmt: skip
+    stop.add_argument(
+        "--steps",
+        type=int,
+        help="step limit per configuration, in solver iterations (default: the "
+        "solver's max_iter)",
+    )
+    stop.add_argument(
+        "--eval-every",
+        type=int,
+        help="steps between validation evaluations (default: the solver's "
+        "test_interval, else 20)",
+    )
+    stop.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many evaluations without improvement "
+        f"(default {DEFAULT_PATIENCE})",
+    )
+    stop.add_argument(
+        "--min-delta",
+        type=float,
+        help="smallest validation accuracy gain that counts as improvement "
+        f"(default {DEFAULT_MIN_DELTA})",
+    )
+    parser.add_argument(
+        "--bn-recalibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-estimate BatchNorm statistics on the same N training images "
+        "at every evaluation point (both methods; default 0: off)",
+    )
     parser.add_argument("--max-configs", type=int, help="explore at most this many")
     parser.add_argument("--time-budget", type=float, help="stop starting new ones after S seconds")
     parser.add_argument("--keep-all", action="store_true", help="save every fine-tuned model")
-    parser.add_argument("--fresh", action="store_true",
-                        help="move earlier results to runs/old/<time>/ and start clean")  # fmt: skip
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move earlier results to runs/old/<time>/ and start clean",
+    )
     args = parser.parse_args(argv)
     if args.bn_recalibrate < 0:
         raise CocotuneError(f"--bn-recalibrate must be >= 0, not {args.bn_recalibrate}")
@@ -370,8 +423,9 @@ def _explore(package_dir: Path, argv: list[str]) -> int:
     objective = objective_from_args(args.alpha, args.acc_threshold, args.objective)
     method = "default" if args.baseline else "block-trained"
     settings = settings_from(args, pkg, "demo", args.steps)  # --steps is Caffe's max_iter
-    rule = stop_rule(settings, eval_every=args.eval_every,
-                     patience=args.patience, min_delta=args.min_delta)  # fmt: skip
+    rule = stop_rule(
+        settings, eval_every=args.eval_every, patience=args.patience, min_delta=args.min_delta
+    )
     if args.fresh:
         moved = move_aside(pkg.runs_dir) if root else None
         moved = comm.bcast(moved)  # every rank waits until the old files are out of the way
@@ -379,17 +433,25 @@ def _explore(package_dir: Path, argv: list[str]) -> int:
             print(f"--fresh: earlier results moved to {moved}")
     data = load_data(args, pkg)
     if len(data.x_val) == 0:
-        raise CocotuneError("no validation images: exploration decides on a validation split "
-                            "(use --val-fraction > 0, x_val/y_val in the .npz, or a val/ folder)")  # fmt: skip
+        raise CocotuneError(
+            "no validation images: exploration decides on a validation split "
+            "(use --val-fraction > 0, x_val/y_val in the .npz, or a val/ folder)"
+        )
     reference = full_accuracy(pkg, data, comm, args.bn_recalibrate)
     full_acc = float(reference["val_accuracy"])
     threshold = objective.threshold(full_acc)
-    rule = stop_rule(settings, steps=rule.max_steps, eval_every=rule.eval_every,
-                     patience=rule.patience, min_delta=rule.min_delta,
-                     threshold=threshold if objective.stops_early else None)  # fmt: skip
+    rule = stop_rule(
+        settings,
+        steps=rule.max_steps,
+        eval_every=rule.eval_every,
+        patience=rule.patience,
+        min_delta=rule.min_delta,
+        threshold=threshold if objective.stops_early else None,
+    )
     order = objective.order(pkg.configurations)
-    run_info = run_settings(pkg, method, order, rule, settings, data, args.seed,
-                            args.bn_recalibrate)  # fmt: skip
+    run_info = run_settings(
+        pkg, method, order, rule, settings, data, args.seed, args.bn_recalibrate
+    )
     fingerprint = fingerprint_of(run_info)
     log = ResultsLog(pkg.runs_dir / "results.jsonl", comm=comm, id_key="key")
     by_id = {c.id: c for c in order}
@@ -417,32 +479,43 @@ def _explore(package_dir: Path, argv: list[str]) -> int:
     if args.max_configs is not None:
         todo = todo[: max(0, args.max_configs - len(done))]
     if root:
-        print(f"objective: {objective.describe(full_acc)}; full model: "
-              f"{pkg.full_params:,} parameters, validation accuracy {full_acc:.4f}, test "
-              f"{reference['test_accuracy']:.4f} ({data.name})")  # fmt: skip
+        print(
+            f"objective: {objective.describe(full_acc)}; full model: "
+            f"{pkg.full_params:,} parameters, validation accuracy {full_acc:.4f}, test "
+            f"{reference['test_accuracy']:.4f} ({data.name})"
+        )
         if ignored:
-            print(f"{ignored} results from other settings ignored; evaluating afresh "
-                  "(--fresh moves old results aside)")  # fmt: skip
+            print(
+                f"{ignored} results from other settings ignored; evaluating afresh "
+                "(--fresh moves old results aside)"
+            )
         if stale:
             print(f"{stale} results stopped at a lower threshold; evaluating them again")
-        print(f"{method} networks: {len(order)} configurations in order, {len(done)} already "
-              f"evaluated, {len(todo)} to go on {comm.size} process(es); stop rule: "
-              f"limit {rule.max_steps} steps, validation every {rule.eval_every}, patience "
-              f"{rule.patience}, min delta {rule.min_delta:g}"
-              + (f", threshold {threshold:.4f}" if rule.threshold is not None else "")
-              + (f", BN re-estimated on {args.bn_recalibrate} training images at each "
-                 "evaluation" if args.bn_recalibrate else ""))  # fmt: skip
+        print(
+            f"{method} networks: {len(order)} configurations in order, {len(done)} already "
+            f"evaluated, {len(todo)} to go on {comm.size} process(es); stop rule: "
+            f"limit {rule.max_steps} steps, validation every {rule.eval_every}, patience "
+            f"{rule.patience}, min delta {rule.min_delta:g}"
+            + (f", threshold {threshold:.4f}" if rule.threshold is not None else "")
+            + (
+                f", BN re-estimated on {args.bn_recalibrate} training images at each evaluation"
+                if args.bn_recalibrate
+                else ""
+            )
+        )
     needed = {b for c in todo for b in c.composite} if method == "block-trained" else set()
     blocks = load_blocks(pkg, needed)
     full = pkg.full_caffe_weights()
     opts = EvalOptions(
-        method=method, rule=rule, seed=args.seed, bn_recalibrate=args.bn_recalibrate,
+        method=method,
+        rule=rule,
+        seed=args.seed,
+        bn_recalibrate=args.bn_recalibrate,
         keep_all=args.keep_all or threshold is None,
         deadline=time.time() + args.time_budget if args.time_budget else None,
         fingerprint=fingerprint,
-    )  # fmt: skip
-    bar = progress_bar(total=len(todo), desc=f"explore ({method})", comm=comm,
-                       disable=args.quiet)  # fmt: skip
+    )
+    bar = progress_bar(total=len(todo), desc=f"explore ({method})", comm=comm, disable=args.quiet)
     best_so_far: dict = {}
 
     def on_result(config, record):
@@ -450,41 +523,82 @@ def _explore(package_dir: Path, argv: list[str]) -> int:
             return
         # every finished evaluation is kept (also one finishing after the objective was met)
         log.append({**record, "settings": run_info}, supersede=True)
-        if meets(record, threshold) and (not best_so_far or
-                                         record["params"] < best_so_far["params"]):  # fmt: skip
+        if meets(record, threshold) and (
+            not best_so_far or record["params"] < best_so_far["params"]
+        ):
             best_so_far.update(record)
-        bar.set_postfix(val=f"{record['val_accuracy']:.3f}", params=f"{record['params']:,}",
-                        best=best_so_far.get("id", "-"))  # fmt: skip
+        bar.set_postfix(
+            val=f"{record['val_accuracy']:.3f}",
+            params=f"{record['params']:,}",
+            best=best_so_far.get("id", "-"),
+        )
 
     def work(config, ctx):
         return evaluate_configuration(pkg, config, full, blocks, data, settings, opts, ctx)
 
     t0 = time.perf_counter()
-    run_tasks(todo, work, comm, on_result=on_result,
-              stop_when=(lambda c, r: bool(r and meets(r, threshold)))
-              if objective.stops_early else None, progress=bar)  # fmt: skip
+    run_tasks(
+        todo,
+        work,
+        comm,
+        on_result=on_result,
+        stop_when=(lambda c, r: bool(r and meets(r, threshold))) if objective.stops_early else None,
+        progress=bar,
+    )
     bar.close()
     if not root:
         return 0
     records, _, _ = current(log.latest())
     winner = choose(order, records, objective, threshold)
-    return _report(pkg, method, objective, reference, threshold, order, records, winner,
-                   time.perf_counter() - t0, log.path, run_info)  # fmt: skip
+    return _report(
+        pkg,
+        method,
+        objective,
+        reference,
+        threshold,
+        order,
+        records,
+        winner,
+        time.perf_counter() - t0,
+        log.path,
+        run_info,
+    )
 
 
-def _report(pkg, method, objective, reference, threshold, order, records, winner, seconds,
-            log_path, run_info) -> int:  # fmt: skip
+def _report(
+    pkg,
+    method,
+    objective,
+    reference,
+    threshold,
+    order,
+    records,
+    winner,
+    seconds,
+    log_path,
+    run_info,
+) -> int:
     from cocotune.runtime.results import atomic_save, atomic_write_json
 
     full_acc = float(reference["val_accuracy"])
     explored = sum(1 for c in order if c.id in records)
     best_json, best_model = best_paths(pkg, method)
     if winner is None:
-        print(f"no configuration met the objective ({explored} of {len(order)} evaluated, "
-              f"{seconds:.1f} s); results in {log_path}")  # fmt: skip
-        atomic_write_json(best_json, {"method": method, "found": False, "explored": explored,
-                                      "objective": objective.describe(full_acc),
-                                      "threshold": threshold, "settings": run_info})  # fmt: skip
+        print(
+            f"no configuration met the objective ({explored} of {len(order)} evaluated, "
+            f"{seconds:.1f} s); results in {log_path}"
+        )
+        atomic_write_json(
+            best_json,
+            {
+                "method": method,
+                "found": False,
+                "explored": explored,
+                "objective": objective.describe(full_acc),
+                "threshold": threshold,
+                "settings": run_info,
+            },
+        )
         return 0
     candidate = pkg.runs_dir / winner["model"] if winner.get("model") else None
     if candidate is not None and candidate.exists():
@@ -492,28 +606,45 @@ def _report(pkg, method, objective, reference, threshold, order, records, winner
     else:
         candidate = None
     summary = {
-        "method": method, "found": True, "objective": objective.describe(full_acc),
-        "threshold": threshold, "full_val_accuracy": full_acc,
-        "full_test_accuracy": reference["test_accuracy"], "full_params": pkg.full_params,
-        "explored": explored, "configurations": len(order), **winner,
+        "method": method,
+        "found": True,
+        "objective": objective.describe(full_acc),
+        "threshold": threshold,
+        "full_val_accuracy": full_acc,
+        "full_test_accuracy": reference["test_accuracy"],
+        "full_params": pkg.full_params,
+        "explored": explored,
+        "configurations": len(order),
+        **winner,
         "best_model": best_model.name if candidate is not None else None,
-    }  # fmt: skip
+    }
     atomic_write_json(best_json, summary)
     rates = ", ".join(f"{m}={r:g}" for m, r in winner["rates"].items())
     print(f"best ({method}): {winner['id']} after {explored} configurations ({seconds:.1f} s)")
     print(f"  rates: {rates}")
-    print(f"  parameters: {winner['params']:,} ({winner['params'] / pkg.full_params:.1%} of "
-          f"the full model's {pkg.full_params:,}); MACs {winner['macs']:,}")  # fmt: skip
-    print(f"  validation accuracy: {winner['val_accuracy']:.4f} (full {full_acc:.4f}"
-          + (f", threshold {threshold:.4f})" if threshold is not None else ")")
-          + f" after {winner['steps']} steps (stop: {winner['stop']})")  # fmt: skip
-    print(f"  test accuracy: {winner['test_accuracy']:.4f} (full "
-          f"{reference['test_accuracy']:.4f}; reported, not used to choose)")  # fmt: skip
+    print(
+        f"  parameters: {winner['params']:,} ({winner['params'] / pkg.full_params:.1%} of "
+        f"the full model's {pkg.full_params:,}); MACs {winner['macs']:,}"
+    )
+    print(
+        f"  validation accuracy: {winner['val_accuracy']:.4f} (full {full_acc:.4f}"
+        + (f", threshold {threshold:.4f})" if threshold is not None else ")")
+        + f" after {winner['steps']} steps (stop: {winner['stop']})"
+    )
+    print(
+        f"  test accuracy: {winner['test_accuracy']:.4f} (full "
+        f"{reference['test_accuracy']:.4f}; reported, not used to choose)"
+    )
     if candidate is None:
-        print("  its model was not saved (evaluated under another objective without "
-              "--keep-all); rerun with --fresh --keep-all to get it")  # fmt: skip
-    print(f"  files: {best_json}" + (f", {best_model}" if candidate is not None else "")
-          + f", {log_path}")  # fmt: skip
+        print(
+            "  its model was not saved (evaluated under another objective without "
+            "--keep-all); rerun with --fresh --keep-all to get it"
+        )
+    print(
+        f"  files: {best_json}"
+        + (f", {best_model}" if candidate is not None else "")
+        + f", {log_path}"
+    )
     return 0
 
 

@@ -16,21 +16,31 @@ from cocotune.errors import CocotuneError
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--data", default="digits",
-                   help="digits (default), digits-hard, FILE.npz or DIR/ with train/ and test/ "
-                   "(and optionally val/) class folders")  # fmt: skip
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits (default), digits-hard, FILE.npz or DIR/ with train/ and test/ "
+        "(and optionally val/) class folders",
+    )
     add_data_options(p)
     p.add_argument("--solver", help="a Caffe solver prototxt (overrides the package's)")
-    p.add_argument("--preset", default=None,
-                   help="named settings: demo, wootz-pretrain-resnet, wootz-pretrain-inception, "
-                   "wootz-finetune")  # fmt: skip
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="named settings: demo, wootz-pretrain-resnet, wootz-pretrain-inception, "
+        "wootz-finetune",
+    )
     p.add_argument("--batch-size", type=int, help="images per step")
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--seed", type=int, default=0, help="data shuffling / initialisation seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--devices", default="auto", type=_devices,
-                   help="auto (default: each MPI rank one GPU of its node, else the CPU), cpu, "
-                   "gpu, or GPU indices such as 0,1")  # fmt: skip
+    p.add_argument(
+        "--devices",
+        default="auto",
+        type=_devices,
+        help="auto (default: each MPI rank one GPU of its node, else the CPU), cpu, "
+        "gpu, or GPU indices such as 0,1",
+    )
     return p
 
 
@@ -65,26 +75,52 @@ def _fraction(text: str) -> float:
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """The flags that say how --data is split and fitted to the net (see runtime/data.py)."""
     g = p.add_argument_group("data")
-    g.add_argument("--val-fraction", type=_fraction, default=0.1,
-                   help="share of the training images held out for validation (stratified, "
-                   "fixed seed: the same on every run) when the data have no x_val/y_val or "
-                   "val/ folder; decisions use validation, never test (default 0.1)")  # fmt: skip
-    g.add_argument("--resize", action="store_true",
-                   help="let the built-in digits (8x8x1) be resized to a net with another "
-                   "input, batch by batch (a smoke test; refused without this flag)")  # fmt: skip
-    g.add_argument("--mean", type=_mean_values, default=None,
-                   help="subtract per-channel means from .npz/folder images, comma-separated, "
-                   "in the channel order fed to the net (BGR for folders), e.g. 104,117,123")  # fmt: skip
-    g.add_argument("--scale", type=float, default=None,
-                   help="multiply .npz/folder pixel values by this after --mean, as Caffe's "
-                   "transform_param scale (e.g. 0.00390625 for 0..1)")  # fmt: skip
-    g.add_argument("--crop", action="store_true",
-                   help="centre-crop folder images to the net's HxW instead of resizing them")  # fmt: skip
-    g.add_argument("--channel-order", choices=("BGR", "RGB"), default=None,
-                   help="channel order of colour folder images (default BGR, as Caffe)")  # fmt: skip
-    g.add_argument("--memory-limit-mb", type=float, default=None,
-                   help="image folders larger than this when decoded are streamed from disk "
-                   "batch by batch (default 1024)")  # fmt: skip
+    g.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.1,
+        help="share of the training images held out for validation (stratified, "
+        "fixed seed: the same on every run) when the data have no x_val/y_val or "
+        "val/ folder; decisions use validation, never test (default 0.1)",
+    )
+    g.add_argument(
+        "--resize",
+        action="store_true",
+        help="let the built-in digits (8x8x1) be resized to a net with another "
+        "input, batch by batch (a smoke test; refused without this flag)",
+    )
+    g.add_argument(
+        "--mean",
+        type=_mean_values,
+        default=None,
+        help="subtract per-channel means from .npz/folder images, comma-separated, "
+        "in the channel order fed to the net (BGR for folders), e.g. 104,117,123",
+    )
+    g.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="multiply .npz/folder pixel values by this after --mean, as Caffe's "
+        "transform_param scale (e.g. 0.00390625 for 0..1)",
+    )
+    g.add_argument(
+        "--crop",
+        action="store_true",
+        help="centre-crop folder images to the net's HxW instead of resizing them",
+    )
+    g.add_argument(
+        "--channel-order",
+        choices=("BGR", "RGB"),
+        default=None,
+        help="channel order of colour folder images (default BGR, as Caffe)",
+    )
+    g.add_argument(
+        "--memory-limit-mb",
+        type=float,
+        default=None,
+        help="image folders larger than this when decoded are streamed from disk "
+        "batch by batch (default 1024)",
+    )
 
 
 def data_options(args) -> dict:
@@ -100,8 +136,21 @@ def data_options(args) -> dict:
 
 
 #: The fields a run's settings line shows (the rest are Caffe defaults nobody asks about).
-_SHOWN = ("solver_type", "base_lr", "lr_policy", "gamma", "stepsize", "stepvalues", "power",
-          "momentum", "weight_decay", "max_iter", "iter_size", "batch_size", "test_interval")  # fmt: skip
+_SHOWN = (
+    "solver_type",
+    "base_lr",
+    "lr_policy",
+    "gamma",
+    "stepsize",
+    "stepvalues",
+    "power",
+    "momentum",
+    "weight_decay",
+    "max_iter",
+    "iter_size",
+    "batch_size",
+    "test_interval",
+)
 
 
 def settings_with_sources(args, package, default_preset: str, steps_flag: int | None = None):
@@ -126,9 +175,11 @@ def settings_with_sources(args, package, default_preset: str, steps_flag: int | 
             same = getattr(settings, f.name) == getattr(caffe, f.name)
             sources[f.name] = "Caffe default" if same else f"{label} {solver}"
         sources["batch_size"] = "default (a Caffe solver has no batch size)"
-    flags = {"base_lr": ("--lr", getattr(args, "lr", None)),
-             "batch_size": ("--batch-size", getattr(args, "batch_size", None)),
-             "max_iter": ("--steps", steps_flag)}  # fmt: skip
+    flags = {
+        "base_lr": ("--lr", getattr(args, "lr", None)),
+        "batch_size": ("--batch-size", getattr(args, "batch_size", None)),
+        "max_iter": ("--steps", steps_flag),
+    }
     for field_name, (flag, value) in flags.items():
         if value is not None:
             sources[field_name] = flag
@@ -145,15 +196,19 @@ def settings_report(settings, sources: dict[str, str]) -> str:
             continue
         if name == "stepvalues" and not value:
             continue
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if (
-            isinstance(value, float)) else str(value)  # fmt: skip
+        shown = (
+            ",".join(map(str, value))
+            if isinstance(value, tuple)
+            else f"{value:g}" if (isinstance(value, float)) else str(value)
+        )
         by_origin.setdefault(sources.get(name, "?"), []).append(f"{name} {shown}")
     parts = [f"{', '.join(items)} ({origin})" for origin, items in by_origin.items()]
     return "training settings: " + "; ".join(parts)
 
 
-def settings_from(args, package, default_preset: str, steps_flag: int | None = None,
-                  announce: bool = True):  # fmt: skip
+def settings_from(
+    args, package, default_preset: str, steps_flag: int | None = None, announce: bool = True
+):
     """TrainingSettings for this run (preset < package solver < --solver < flags).
 
     With ``announce`` (default) rank 0 prints which settings the run uses and where each came
@@ -196,17 +251,24 @@ def load_data(args, package):
         if transform.get("scale") not in (None, 1.0):
             options["scale"] = float(transform["scale"])
             taken.append(f"scale {options['scale']:g}")
-    data = load_dataset(args.data, package.input_shape, package.num_classes, seed=args.seed,
-                        val_fraction=getattr(args, "val_fraction", 0.1), **options)  # fmt: skip
+    data = load_dataset(
+        args.data,
+        package.input_shape,
+        package.num_classes,
+        seed=args.seed,
+        val_fraction=getattr(args, "val_fraction", 0.1),
+        **options,
+    )
     if taken:
         data.notes.append(f"{' and '.join(taken)} from the net's data layer transform_param")
     ignored = sorted(k for k in transform if k in ("mean_file", "crop_size", "mirror"))
     if transform and builtin:
-        data.notes.append("the net's data layer transform_param is not applied to the built-in "
-                          "digits (already in [0, 1])")  # fmt: skip
+        data.notes.append(
+            "the net's data layer transform_param is not applied to the built-in "
+            "digits (already in [0, 1])"
+        )
     elif ignored:
-        data.notes.append(f"the data layer's {', '.join(ignored)} not applied (use --mean, "
-                          "--crop)")  # fmt: skip
+        data.notes.append(f"the data layer's {', '.join(ignored)} not applied (use --mean, --crop)")
     return data
 
 
@@ -216,7 +278,7 @@ def run_main(fn, package_dir: Path, argv: list[str]) -> int:
 
     try:
         import_tensorflow_quietly()
-        from cocotune.runtime.mpi import start_ranks
+        from cocotune.runtime.startup import start_ranks
 
         start_ranks(package_dir, argv)  # MPI, shared package check, threads, devices
         return int(fn(Path(package_dir), argv) or 0)
@@ -224,6 +286,8 @@ def run_main(fn, package_dir: Path, argv: list[str]) -> int:
         print(exc.render(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished work is saved; run the same command again to resume",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "interrupted: finished work is saved; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130

@@ -17,7 +17,7 @@ early when its reconstruction loss plateaus: every ``--eval-every`` steps the tr
 (sum over the group's blocks of the mean squared error) averaged over those steps is taken, and
 the group stops once ``-log(loss)`` has not improved by ``--min-delta`` (default 0.01, i.e.
 about 1 % relative) for ``--patience`` (default 3) consecutive measurements -- the same rule
-(:class:`~cocotune.runtime.training.StopRule`) as fine-tuning's plateau, on a loss instead of an
+(:class:`~cocotune.runtime.training_loop.StopRule`) as fine-tuning's plateau, on a loss instead of an
 accuracy. The summary states the total in seconds and in "configurations' worth": total steps
 of all groups / ``L``. A pre-training step (one teacher pass plus several students) costs more
 than a fine-tuning step; the seconds say by how much.
@@ -59,10 +59,14 @@ def default_pretrain_steps(finetune_limit: int) -> int:
     return max(1, math.ceil(PRETRAIN_SHARE * int(finetune_limit)))
 
 
-def plateau_rule(steps: int, eval_every: int | None = None, patience: int | None = None,
-                 min_delta: float | None = None):  # fmt: skip
+def plateau_rule(
+    steps: int,
+    eval_every: int | None = None,
+    patience: int | None = None,
+    min_delta: float | None = None,
+):
     """The :class:`StopRule` of a group: limit ``steps``, plateau on ``-log(mean loss)``."""
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.training_loop import StopRule
 
     every = eval_every if eval_every is not None else max(1, int(steps) // 10)
     return StopRule(
@@ -78,7 +82,7 @@ def pretrain_group(
 ) -> list[dict]:
     """Train one group of blocks together; save each; return one record per block.
 
-    ``rule`` (a :class:`~cocotune.runtime.training.StopRule`, see :func:`plateau_rule`) stops
+    ``rule`` (a :class:`~cocotune.runtime.training_loop.StopRule`, see :func:`plateau_rule`) stops
     the group early when its reconstruction loss plateaus; without it the group trains
     exactly ``steps`` steps (what a benchmark comparing fixed budgets wants). Records state
     ``steps``, ``stop`` (plateau/limit/aborted), ``seconds`` (the whole group: build, train,
@@ -97,7 +101,7 @@ def pretrain_group(
     from cocotune.runtime.data import make_tf_dataset
     from cocotune.runtime.model import block_prefix
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import StopRule, fit, recalibrate_batchnorm
+    from cocotune.runtime.training_loop import StopRule, fit, recalibrate_batchnorm
 
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
@@ -106,24 +110,32 @@ def pretrain_group(
     for block in group:
         rates = dict(zip(block["modules"], block["rates"]))
         layers = set(block_layers(pkg.plan, block["modules"]))
-        start = {k: v for k, v in default_weights(pkg.plan, full, rates, pkg.analysis).items()
-                 if k in layers}  # fmt: skip
+        start = {
+            k: v
+            for k, v in default_weights(pkg.plan, full, rates, pkg.analysis).items()
+            if k in layers
+        }
         load_into(model, pkg.plan, start, prefix=block_prefix(block["id"]))
     # Reconstruction is measured on held-out validation images (training images if the data
     # have no validation part); test images are never looked at.
     probe_source = data.x_val if len(data.x_val) else data.x_train
     probe = np.asarray(probe_source[:PROBE_IMAGES], np.float32)
     before = _errors(model, probe)
-    batches = make_tf_dataset(data.x_train, data.y_train, settings.batch_size, shuffle=True,
-                              seed=seed, repeat=True)  # fmt: skip
+    batches = make_tf_dataset(
+        data.x_train, data.y_train, settings.batch_size, shuffle=True, seed=seed, repeat=True
+    )
 
     def loss_fn(_, outputs):
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return tf.add_n([tf.reduce_mean(o) for o in outputs])
 
     if rule is None:  # exactly ``steps`` steps: no plateau stop
-        rule = StopRule(max_steps=int(steps), eval_every=max(int(steps), 1), patience=10**9,
-                        min_delta=DEFAULT_MIN_DELTA)  # fmt: skip
+        rule = StopRule(
+            max_steps=int(steps),
+            eval_every=max(int(steps), 1),
+            patience=10**9,
+            min_delta=DEFAULT_MIN_DELTA,
+        )
 
     window: list[float] = []
 
@@ -142,8 +154,16 @@ def pretrain_group(
         return value
 
     should_abort = ctx.should_abort if ctx is not None else None
-    result = fit(model, batches, make_optimizer(settings), loss_fn, rule, score,
-                 should_abort=should_abort, on_step=on_step)  # fmt: skip
+    result = fit(
+        model,
+        batches,
+        make_optimizer(settings),
+        loss_fn,
+        rule,
+        score,
+        should_abort=should_abort,
+        on_step=on_step,
+    )
     # Students trained on batch statistics; give their BatchNorms statistics that match (the
     # frozen teacher's BatchNorms run in inference mode and are not touched).
     recalibrate_batchnorm(model, data.x_train[:1024])
@@ -155,44 +175,84 @@ def pretrain_group(
     ]
     records = []
     for i, block in enumerate(group):
-        save_block(pkg.block_path(block["id"]), student_weights(pkg.plan, model, block),
-                   {"id": block["id"], "modules": block["modules"], "rates": block["rates"],
-                    "steps": result.steps, "stop": result.stop})  # fmt: skip
-        records.append({
-            "id": block["id"], "modules": block["modules"], "rates": block["rates"],
-            "error_before": before[i], "error_after": after[i], "steps": result.steps,
-            "stop": result.stop, "limit": rule.max_steps, "seconds": round(seconds, 2),
-            "train_seconds": round(result.train_seconds, 2),
-            "eval_seconds": round(result.eval_seconds, 2), "curve": curve,
-            "group": [b["id"] for b in group], "group_size": len(group),
-            "rank": ctx.rank if ctx is not None else 0,
-        })  # fmt: skip
+        save_block(
+            pkg.block_path(block["id"]),
+            student_weights(pkg.plan, model, block),
+            {
+                "id": block["id"],
+                "modules": block["modules"],
+                "rates": block["rates"],
+                "steps": result.steps,
+                "stop": result.stop,
+            },
+        )
+        records.append(
+            {
+                "id": block["id"],
+                "modules": block["modules"],
+                "rates": block["rates"],
+                "error_before": before[i],
+                "error_after": after[i],
+                "steps": result.steps,
+                "stop": result.stop,
+                "limit": rule.max_steps,
+                "seconds": round(seconds, 2),
+                "train_seconds": round(result.train_seconds, 2),
+                "eval_seconds": round(result.eval_seconds, 2),
+                "curve": curve,
+                "group": [b["id"] for b in group],
+                "group_size": len(group),
+                "rank": ctx.rank if ctx is not None else 0,
+            }
+        )
     return records
 
 
 def _pretrain(package_dir: Path, argv: list[str]) -> int:
-    from cocotune.runtime.mpi import configure_threads, get_comm, run_tasks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
+    from cocotune.runtime.mpi import get_comm
     from cocotune.runtime.results import ResultsLog
+    from cocotune.runtime.scheduler import run_tasks
+    from cocotune.runtime.threads import configure_threads
 
     parser = base_parser("pretrain.py", "Pre-train this package's tuning blocks.")
-    parser.add_argument("--steps", type=int,
-                        help="step limit per group of blocks (default: ceil(L/3), L = one "
-                        "configuration's fine-tuning limit; see --finetune-limit)")  # fmt: skip
-    parser.add_argument("--finetune-limit", type=int,
-                        help="L, the steps explore.py allows one configuration (default: the "
-                        "settings' max_iter x iter_size, as explore.py without --steps)")  # fmt: skip
-    parser.add_argument("--eval-every", type=int,
-                        help="steps per window of the mean reconstruction loss (default: "
-                        "limit/10)")  # fmt: skip
-    parser.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
-                        help="stop a group after this many measurements without improvement "
-                        f"(default {DEFAULT_PATIENCE})")  # fmt: skip
-    parser.add_argument("--min-delta", type=float, default=DEFAULT_MIN_DELTA,
-                        help="improvement of -log(mean reconstruction loss) that counts (default "
-                        f"{DEFAULT_MIN_DELTA}: about 1%% relative)")  # fmt: skip
-    parser.add_argument("--blocks-per-model", type=int, default=4,
-                        help="blocks trained together on one shared teacher pass (default 4)")  # fmt: skip
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="step limit per group of blocks (default: ceil(L/3), L = one "
+        "configuration's fine-tuning limit; see --finetune-limit)",
+    )
+    parser.add_argument(
+        "--finetune-limit",
+        type=int,
+        help="L, the steps explore.py allows one configuration (default: the "
+        "settings' max_iter x iter_size, as explore.py without --steps)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        help="steps per window of the mean reconstruction loss (default: limit/10)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=DEFAULT_PATIENCE,
+        help="stop a group after this many measurements without improvement "
+        f"(default {DEFAULT_PATIENCE})",
+    )
+    parser.add_argument(
+        "--min-delta",
+        type=float,
+        default=DEFAULT_MIN_DELTA,
+        help="improvement of -log(mean reconstruction loss) that counts (default "
+        f"{DEFAULT_MIN_DELTA}: about 1%% relative)",
+    )
+    parser.add_argument(
+        "--blocks-per-model",
+        type=int,
+        default=4,
+        help="blocks trained together on one shared teacher pass (default 4)",
+    )
     parser.add_argument("--only", nargs="*", help="pre-train only these block ids")
     args = parser.parse_args(argv)
     comm = get_comm()
@@ -220,31 +280,43 @@ def _pretrain(package_dir: Path, argv: list[str]) -> int:
     groups = _groups(todo, max(1, args.blocks_per_model))
     log = ResultsLog(pkg.runs_dir / "pretrain.jsonl", comm=comm)
     if root:
-        print(f"pre-training {len(todo)} blocks in {len(groups)} groups of up to "
-              f"{args.blocks_per_model} on {comm.size} process(es): at most {limit} steps per "
-              f"group (L = {unit} fine-tuning steps per configuration"
-              f"{'' if args.steps is not None else ', ceil(L/3)'}), stopping when the "
-              f"mean reconstruction loss has not improved {rule.min_delta:g} in -log "
-              f"for {rule.patience} measurements {rule.eval_every} steps apart")  # fmt: skip
+        print(
+            f"pre-training {len(todo)} blocks in {len(groups)} groups of up to "
+            f"{args.blocks_per_model} on {comm.size} process(es): at most {limit} steps per "
+            f"group (L = {unit} fine-tuning steps per configuration"
+            f"{'' if args.steps is not None else ', ceil(L/3)'}), stopping when the "
+            f"mean reconstruction loss has not improved {rule.min_delta:g} in -log "
+            f"for {rule.patience} measurements {rule.eval_every} steps apart"
+        )
 
     def work(group, ctx):
-        return pretrain_group(pkg, group, full, data, settings, limit, args.seed + ctx.index,
-                              ctx, rule=rule)  # fmt: skip
+        return pretrain_group(
+            pkg, group, full, data, settings, limit, args.seed + ctx.index, ctx, rule=rule
+        )
 
     def on_result(group, records):
         for record in records or []:
             log.append(record)
 
     t0 = time.perf_counter()
-    run = run_tasks(groups, work, comm, on_result=on_result,
-                    progress=None if args.quiet else "pre-train block groups")  # fmt: skip
+    run = run_tasks(
+        groups,
+        work,
+        comm,
+        on_result=on_result,
+        progress=None if args.quiet else "pre-train block groups",
+    )
     if root:
         records = [r for rs in run.results if rs for r in rs]
-        print(f"pre-trained {len(records)} blocks in {time.perf_counter() - t0:.1f} s "
-              f"on {comm.size} process(es); reconstruction error (mean squared):")  # fmt: skip
+        print(
+            f"pre-trained {len(records)} blocks in {time.perf_counter() - t0:.1f} s "
+            f"on {comm.size} process(es); reconstruction error (mean squared):"
+        )
         for r in records:
-            print(f"  {r['id']:>5} {'+'.join(r['modules']):30s} {r['error_before']:.4g} -> "
-                  f"{r['error_after']:.4g}  ({r['steps']} steps, {r['stop']})")  # fmt: skip
+            print(
+                f"  {r['id']:>5} {'+'.join(r['modules']):30s} {r['error_before']:.4g} -> "
+                f"{r['error_after']:.4g}  ({r['steps']} steps, {r['stop']})"
+            )
         print(pretrain_summary(records, unit))
         print(f"blocks in {pkg.blocks_dir}; log in {log.path}")
     return 0

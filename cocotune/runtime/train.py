@@ -22,11 +22,12 @@ def _train(package_dir: Path, argv: list[str]) -> int:
 
     from cocotune.files import save_weights_atomic
     from cocotune.runtime.data import make_tf_dataset
-    from cocotune.runtime.mpi import get_comm, progress_bar
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
+    from cocotune.runtime.mpi import get_comm
+    from cocotune.runtime.progress import progress_bar
     from cocotune.runtime.results import atomic_write_json
     from cocotune.runtime.solver import make_optimizer
-    from cocotune.runtime.training import (
+    from cocotune.runtime.training_loop import (
         accuracy,
         classification_loss,
         recalibrate_batchnorm,
@@ -53,12 +54,20 @@ def _train(package_dir: Path, argv: list[str]) -> int:
         model.load_weights(str(pkg.full_weights_path))
         acc = accuracy(model, data.x_test, data.y_test)
         val = accuracy(model, data.x_val, data.y_val)
-        atomic_write_json(runs / "full.json", {"accuracy": acc, "val_accuracy": val,
-                                               "data": data.name,
-                                               "data_fingerprint": data.fingerprint(),
-                                               "source": "existing full.weights.h5"})  # fmt: skip
-        print(f"full model already trained ({pkg.full_weights_path}); validation accuracy "
-              f"{val:.4f}, test accuracy {acc:.4f}. Use --force to train again.")  # fmt: skip
+        atomic_write_json(
+            runs / "full.json",
+            {
+                "accuracy": acc,
+                "val_accuracy": val,
+                "data": data.name,
+                "data_fingerprint": data.fingerprint(),
+                "source": "existing full.weights.h5",
+            },
+        )
+        print(
+            f"full model already trained ({pkg.full_weights_path}); validation accuracy "
+            f"{val:.4f}, test accuracy {acc:.4f}. Use --force to train again."
+        )
         return 0
     settings = settings_from(args, pkg, "demo", args.steps)
     keras.utils.set_random_seed(args.seed)
@@ -71,16 +80,28 @@ def _train(package_dir: Path, argv: list[str]) -> int:
         start = int(json.loads(state_path.read_text())["step"])
         print(f"resuming training at step {start} of {steps}")
     print(data.describe())
-    batches = make_tf_dataset(data.x_train, data.y_train, settings.batch_size, shuffle=True,
-                              seed=args.seed + start, repeat=True)  # fmt: skip
+    batches = make_tf_dataset(
+        data.x_train,
+        data.y_train,
+        settings.batch_size,
+        shuffle=True,
+        seed=args.seed + start,
+        repeat=True,
+    )
     optimizer = make_optimizer(settings)
     if start:
         optimizer.build(model.trainable_variables)
         optimizer.iterations.assign(start * settings.iter_size)  # the schedule resumes too
     loss_fn = classification_loss(pkg.outputs_probabilities)
     every = settings.test_interval or max(steps // 5, 1)
-    bar = progress_bar(total=steps, initial=start, desc="train full model", unit="step",
-                       comm=comm, disable=args.quiet)  # fmt: skip
+    bar = progress_bar(
+        total=steps,
+        initial=start,
+        desc="train full model",
+        unit="step",
+        comm=comm,
+        disable=args.quiet,
+    )
 
     progress = {"step": start}
 
@@ -97,8 +118,17 @@ def _train(package_dir: Path, argv: list[str]) -> int:
         return acc
 
     t0 = time.perf_counter()
-    result = train_steps(model, batches, optimizer, steps, loss_fn, start_step=start,
-                         eval_every=every, evaluate_fn=evaluate, on_step=on_step)  # fmt: skip
+    result = train_steps(
+        model,
+        batches,
+        optimizer,
+        steps,
+        loss_fn,
+        start_step=start,
+        eval_every=every,
+        evaluate_fn=evaluate,
+        on_step=on_step,
+    )
     bar.close()
     # Caffe's moving-average fraction (0.999) leaves BatchNorm statistics far from the data's
     # after a short run; the teacher of every later step deserves exact ones.
@@ -107,16 +137,27 @@ def _train(package_dir: Path, argv: list[str]) -> int:
     acc = accuracy(model, data.x_test, data.y_test)
     val = accuracy(model, data.x_val, data.y_val)
     save_weights_atomic(model, pkg.full_weights_path)
-    atomic_write_json(runs / "full.json", {
-        "accuracy": acc, "val_accuracy": val, "steps": result.steps,
-        "seconds": round(seconds, 2), "data": data.name, "data_fingerprint": data.fingerprint(),
-        "params": pkg.full_params, "curve": result.curve, "curve_measures": "val_accuracy",
-        "settings": settings.as_dict(),
-    })  # fmt: skip
+    atomic_write_json(
+        runs / "full.json",
+        {
+            "accuracy": acc,
+            "val_accuracy": val,
+            "steps": result.steps,
+            "seconds": round(seconds, 2),
+            "data": data.name,
+            "data_fingerprint": data.fingerprint(),
+            "params": pkg.full_params,
+            "curve": result.curve,
+            "curve_measures": "val_accuracy",
+            "settings": settings.as_dict(),
+        },
+    )
     ckpt.unlink(missing_ok=True)
     state_path.unlink(missing_ok=True)
-    print(f"full model: validation accuracy {val:.4f}, test accuracy {acc:.4f} after "
-          f"{result.steps} steps ({seconds:.1f} s); weights in {pkg.full_weights_path}")  # fmt: skip
+    print(
+        f"full model: validation accuracy {val:.4f}, test accuracy {acc:.4f} after "
+        f"{result.steps} steps ({seconds:.1f} s); weights in {pkg.full_weights_path}"
+    )
     return 0
 
 

@@ -33,7 +33,7 @@ def test_npz_data(tmp_path):
     xtr, ytr, xte, yte = load_data(str(p))
     assert xtr.shape == (4, 5, 5, 1) and yte.tolist() == [0, 1]
     np.savez(p, x_train=np.zeros((4, 5, 5)))
-    with pytest.raises(CocogenError, match="lacks arrays"):
+    with pytest.raises(CocogenError, match="d.npz' lacks y_train, x_test, y_test"):
         load_data(str(p))
     with pytest.raises(CocogenError, match="neither 'digits'"):
         load_data(str(tmp_path / "missing.npz"))

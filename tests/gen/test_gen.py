@@ -15,7 +15,7 @@ from cocotune.caffemodel import random_weights
 from cocotune.convert.plan import plan_net
 from cocotune.files import import_generated
 from cocotune.frontend.load import load_net
-from cocotune.gen.package import generate_package
+from cocotune.gen.write_package import generate_package
 from cocotune.runtime.assemble import (
     block_layers,
     block_trained_weights,
@@ -42,8 +42,15 @@ def package(tmp_path_factory):
 
 def test_package_files_compile_formatted_and_import_only_allowed(package):
     out, *_ = package
-    expected = {"model.py", "tuning.json", "train.py", "pretrain.py", "explore.py", "README.md",
-                "net.prototxt"}  # fmt: skip
+    expected = {
+        "model.py",
+        "tuning.json",
+        "train.py",
+        "pretrain.py",
+        "explore.py",
+        "README.md",
+        "net.prototxt",
+    }
     assert expected <= {p.name for p in out.iterdir()}
     allowed_roots = {"keras", "tensorflow", "numpy", "cocotune", "sys", "pathlib"}
     for name in ("model.py", "train.py", "pretrain.py", "explore.py"):
@@ -78,9 +85,14 @@ def test_tuning_json(package):
     assert doc["full"]["params"] == sum(l.params for l in net.layers)
 
 
-@pytest.mark.parametrize("rates", [{}, {"res2a": 0.5, "res4b": 0.7},
-                                   dict.fromkeys(["res2a", "res2b", "res3a", "res3b", "res4a",
-                                                  "res4b"], 0.7)])  # fmt: skip
+@pytest.mark.parametrize(
+    "rates",
+    [
+        {},
+        {"res2a": 0.5, "res4b": 0.7},
+        dict.fromkeys(["res2a", "res2b", "res3a", "res3b", "res4a", "res4b"], 0.7),
+    ],
+)
 def test_finetune_parameter_count_equals_computed(package, rates):
     _, _, module, net, _ = package
     model = module.build_model("finetune", {"rates": rates})
@@ -126,8 +138,11 @@ def test_pretrain_gradient_reaches_only_students(package):
     load_into(model, plan, full, strict=False)  # teacher layers carry the Caffe names
     for block in BLOCKS:
         rates = dict(zip(block["modules"], block["rates"]))
-        start = {k: v for k, v in default_weights(plan, full, rates).items()
-                 if k in block_layers(plan, block["modules"])}  # fmt: skip
+        start = {
+            k: v
+            for k, v in default_weights(plan, full, rates).items()
+            if k in block_layers(plan, block["modules"])
+        }
         load_into(model, plan, start, prefix=f"{block['id']}__")
     assert len(model.outputs) == 2
     trainable = {v.path for v in model.trainable_variables}
@@ -142,8 +157,11 @@ def test_pretrain_gradient_reaches_only_students(package):
         is_student = var.path.startswith(("b0__", "b1__"))
         if not is_student:
             assert grad is None or not np.any(grad.numpy()), var.path
-    assert any(g is not None and np.any(g.numpy()) for v, g in zip(every, grads)
-               if v.path.startswith("b0__"))  # fmt: skip
+    assert any(
+        g is not None and np.any(g.numpy())
+        for v, g in zip(every, grads)
+        if v.path.startswith("b0__")
+    )
     # a student initialised from the pruned full weights starts with a small, nonzero error
     assert all(float(tf.reduce_mean(e)) > 0 for e in errors)
 
@@ -175,8 +193,10 @@ def test_block_trained_network_equals_blocks_layer_for_layer(package):
 
 
 def test_gen_errors(tmp_path, run_cli, write_net):
-    no_modules = write_net('layer { name: "d" type: "Input" top: "d" '
-                           "input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n")  # fmt: skip
+    no_modules = write_net(
+        'layer { name: "d" type: "Input" top: "d" '
+        "input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n"
+    )
     sub = tmp_path / "s.txt"
     sub.write_text("0.5\n")
     result = run_cli("gen", no_modules, sub, "-o", tmp_path / "o1")
@@ -200,8 +220,9 @@ def test_resnet50_with_500_configurations_builds_in_all_modes(tmp_path):
     assert len(net.modules) == 16
     configs = sample_subspace(net, 500, [0.3, 0.5, 0.7], seed=0)
     (tmp_path / "sub.txt").write_text(format_subspace(net.module_names, configs))
-    result = generate_package(str(tmp_path / "net.prototxt"), str(tmp_path / "sub.txt"),
-                              tmp_path / "pkg")  # fmt: skip
+    result = generate_package(
+        str(tmp_path / "net.prototxt"), str(tmp_path / "sub.txt"), tmp_path / "pkg"
+    )
     assert result["configurations"] == 500 and result["timings"]["total_s"] < 30
     module = import_generated(tmp_path / "pkg" / "model.py")
     assert module.build_model("full").count_params() == sum(l.params for l in net.layers)
@@ -224,6 +245,9 @@ def test_modules_command_wraps_resnet_blocks(run_cli, tmp_path):
     net = load_net(path)
     assert net.module_names[:3] == ["res2a", "res2b", "res2c"] and len(net.modules) == 16
     assert [l.name for l in net.module("res2a").layers][:3] == [
-        "res2a_branch1", "bn2a_branch1", "scale2a_branch1"]  # fmt: skip
+        "res2a_branch1",
+        "bn2a_branch1",
+        "scale2a_branch1",
+    ]
     analysis = analyze_pruning(net)
     assert [l.name for l in analysis.prunable["res2a"]] == ["res2a_branch2a", "res2a_branch2b"]

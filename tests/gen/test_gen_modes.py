@@ -39,15 +39,18 @@ def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask, mask, expec
 
 
 def test_generated_package_is_readable_by_others(tmp_path, umask):
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
 
     umask(0o022)
     solver = tmp_path / "solver.prototxt"
     solver.write_text('base_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 10\n')
     out = tmp_path / "deep" / "pkg"
-    generate_package(str(EXAMPLES / "resnet_digits" / "net.prototxt"),
-                     str(EXAMPLES / "resnet_digits" / "subspace.txt"), out,
-                     solver=str(solver))  # fmt: skip
+    generate_package(
+        str(EXAMPLES / "resnet_digits" / "net.prototxt"),
+        str(EXAMPLES / "resnet_digits" / "subspace.txt"),
+        out,
+        solver=str(solver),
+    )
     assert mode(out) == 0o755 and mode(out.parent) == 0o755
     files = sorted(p.name for p in out.iterdir())
     assert "solver.prototxt" in files and "model.py" in files

@@ -194,7 +194,7 @@ def test_npz_wrong_shape_names_layout_and_net(tmp_path):
     with pytest.raises(CocotuneError) as err:
         load_dataset(path, (28, 28, 1), 10)
     assert err.value.message == (
-        "x_train has shape (N, 3, 32, 32) (NCHW) but the net takes 28x28x1"
+        f"'{path}': x_train has shape (N, 3, 32, 32) (NCHW) but the net takes 28x28x1"
     )
     assert "(N, 28, 28, 1) (NHWC) or (N, 1, 28, 28) (NCHW)" in err.value.notes[0]
 
@@ -235,7 +235,7 @@ def test_npz_file_errors(tmp_path):
         load_dataset(str(tmp_path / "m.npz"), (8, 8, 1), 10)
     empty = np.zeros((0, 8, 8, 1), np.float32)
     path = save_npz(tmp_path / "e.npz", x, [0, 1], empty, np.zeros(0, np.int64))
-    with pytest.raises(CocotuneError, match="x_test in .* is empty"):
+    with pytest.raises(CocotuneError, match=r"e\.npz': x_test is empty"):
         load_dataset(path, (8, 8, 1), 10)
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(CocotuneError, match="cannot read .* as an .npz file"):

@@ -30,8 +30,9 @@ def npz(tmp_path):
 
 
 def test_flags_reach_the_loader(npz):
-    data = load_data(parse("--data", npz, "--val-fraction", "0.2", "--mean", "100",
-                           "--scale", "0.5"), package())  # fmt: skip
+    data = load_data(
+        parse("--data", npz, "--val-fraction", "0.2", "--mean", "100", "--scale", "0.5"), package()
+    )
     assert (len(data.x_train), len(data.x_val)) == (8, 2)
     assert float(data.x_test[0, 0, 0, 0]) == 50.0
 

@@ -114,8 +114,13 @@ def ids_as_images(ids) -> np.ndarray:
 def test_npz_carved_validation_is_disjoint_and_deterministic(tmp_path):
     ids = np.arange(100)
     path = tmp_path / "d.npz"
-    np.savez(path, x_train=ids_as_images(ids), y_train=ids % 5,
-             x_test=ids_as_images(ids[:20] + 1000), y_test=ids[:20] % 5)  # fmt: skip
+    np.savez(
+        path,
+        x_train=ids_as_images(ids),
+        y_train=ids % 5,
+        x_test=ids_as_images(ids[:20] + 1000),
+        y_test=ids[:20] % 5,
+    )
     a = load_dataset(str(path), (2, 2, 1), 5)
     b = load_dataset(str(path), (2, 2, 1), 5, seed=9)
     np.testing.assert_array_equal(a.x_val, b.x_val)
@@ -129,8 +134,15 @@ def test_npz_carved_validation_is_disjoint_and_deterministic(tmp_path):
 def test_npz_explicit_validation_is_used_as_given(tmp_path):
     path = tmp_path / "v.npz"
     x = ids_as_images(range(8))
-    np.savez(path, x_train=x, y_train=np.arange(8) % 2, x_test=x[:2], y_test=[0, 1],
-             x_val=x[:3] + 50, y_val=[1, 0, 1])  # fmt: skip
+    np.savez(
+        path,
+        x_train=x,
+        y_train=np.arange(8) % 2,
+        x_test=x[:2],
+        y_test=[0, 1],
+        x_val=x[:3] + 50,
+        y_val=[1, 0, 1],
+    )
     ds = load_dataset(str(path), (2, 2, 1), 2, val_fraction=0.5)
     assert len(ds.x_train) == 8 and ds.y_val.tolist() == [1, 0, 1]
     assert ds.x_val[0, 0, 0, 0] == 50 and "x_val/y_val from the file" in ds.describe()
@@ -230,8 +242,9 @@ def test_folder_crop_mean_and_scale(tmp_path):
             path = root / part / name / "0.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             img.save(path)
-    ds = load_dataset(str(root), (2, 2, 3), 2, crop=True, mean=[50, 100, 200], scale=2,
-                      val_fraction=0)  # fmt: skip
+    ds = load_dataset(
+        str(root), (2, 2, 3), 2, crop=True, mean=[50, 100, 200], scale=2, val_fraction=0
+    )
     np.testing.assert_array_equal(ds.x_train[0, 0, 0], [0.0, 0.0, 0.0])  # BGR minus mean
     np.testing.assert_array_equal(ds.x_train[0, 1, 1], [-100.0, -200.0, -400.0])
     assert "4 of 4 images centre-cropped to 2x2" in ds.describe()

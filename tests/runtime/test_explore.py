@@ -30,7 +30,7 @@ QUICK = ["--quiet", "--steps", "20", "--eval-every", "10", "--patience", "5"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
     from cocotune.runtime import pretrain, train
 
     root = tmp_path_factory.mktemp("explore")
@@ -80,21 +80,28 @@ def test_result_lines_hold_every_field(trained, tmp_path, capsys):
         assert [p[0] for p in r["curve"]] == [0, 10, 20] and r["curve"][0][1] == 0.0
         assert r["val_accuracy_start"] == r["curve"][0][2]
         assert r["val_accuracy"] == r["curve"][-1][2]
-        for k in ("val_accuracy_assembled", "test_accuracy_assembled", "test_accuracy_start",
-                  "test_accuracy"):  # fmt: skip
+        for k in (
+            "val_accuracy_assembled",
+            "test_accuracy_assembled",
+            "test_accuracy_start",
+            "test_accuracy",
+        ):
             assert 0.0 <= r[k] <= 1.0
         assert set(r["seconds"]) == {"build", "assemble", "bn", "train", "eval", "total"}
         assert r["seconds"]["bn"] > 0 and r["seconds"]["train"] > 0
         assert 0 < r["setup_seconds"] < r["seconds"]["total"]
         assert r["settings"]["bn_recalibrate"] == 128
-        assert r["settings"]["stop_rule"] == {"max_steps": 20, "eval_every": 10, "patience": 5,
-                                              "min_delta": 0.005}  # fmt: skip
+        assert r["settings"]["stop_rule"] == {
+            "max_steps": 20,
+            "eval_every": 10,
+            "patience": 5,
+            "min_delta": 0.005,
+        }
     reference = json.loads((pkg / "runs" / "full.json").read_text())["reference"]
     assert all(set(v) == {"val_accuracy", "test_accuracy"} for v in reference.values())
 
 
-def test_resumed_run_recomputes_the_verdict_for_the_current_objective(trained, tmp_path,
-                                                                      capsys):  # fmt: skip
+def test_resumed_run_recomputes_the_verdict_for_the_current_objective(trained, tmp_path, capsys):
     pkg = copy(trained, tmp_path)
     out = explore(pkg, capsys, "--acc-threshold", "1.01")
     assert "no configuration met" in out and not best(pkg)["found"]
@@ -125,15 +132,17 @@ def test_other_settings_are_ignored_and_fresh_moves_results_aside(trained, tmp_p
     pkg = copy(trained, tmp_path)
     explore(pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "2")
     old = lines(pkg)
-    out = explore(pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "2",
-                  "--bn-recalibrate", "64")  # fmt: skip
+    out = explore(
+        pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "2", "--bn-recalibrate", "64"
+    )
     assert "2 results from other settings ignored; evaluating afresh" in out
     records = lines(pkg)
     assert records[:2] == old and len(records) == 4
     assert records[2]["fingerprint"] != old[0]["fingerprint"]
     # the same command again resumes: nothing new
-    out = explore(pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "2",
-                  "--bn-recalibrate", "64")  # fmt: skip
+    out = explore(
+        pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "2", "--bn-recalibrate", "64"
+    )
     assert "2 already evaluated, 0 to go" in out and len(lines(pkg)) == 4
     out = explore(pkg, capsys, "--acc-threshold", "1.01", "--max-configs", "1", "--fresh")
     moved = sorted((pkg / "runs" / "old").iterdir())
@@ -143,8 +152,9 @@ def test_other_settings_are_ignored_and_fresh_moves_results_aside(trained, tmp_p
     assert len(lines(pkg)) == 1
 
 
-def test_baseline_keeps_the_block_trained_winner_and_changes_only_the_start(trained, tmp_path,
-                                                                            capsys):  # fmt: skip
+def test_baseline_keeps_the_block_trained_winner_and_changes_only_the_start(
+    trained, tmp_path, capsys
+):
     pkg = copy(trained, tmp_path)
     explore(pkg, capsys, "--acc-threshold", "0.3", "--bn-recalibrate", "64")
     blocks_best = (pkg / "runs" / "best-block-trained.json").read_text()
@@ -168,10 +178,24 @@ def test_baseline_keeps_the_block_trained_winner_and_changes_only_the_start(trai
 
 def test_killed_and_resumed_with_early_stopping_loses_nothing(trained, tmp_path):
     pkg = copy(trained, tmp_path)
-    args = ["--quiet", "--acc-threshold", "1.01", "--steps", "200", "--eval-every", "5",
-            "--patience", "2", "--min-delta", "0.05"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(pkg / "explore.py"), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    args = [
+        "--quiet",
+        "--acc-threshold",
+        "1.01",
+        "--steps",
+        "200",
+        "--eval-every",
+        "5",
+        "--patience",
+        "2",
+        "--min-delta",
+        "0.05",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(pkg / "explore.py"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(lines(pkg)) < 1:
         time.sleep(0.2)
@@ -179,8 +203,12 @@ def test_killed_and_resumed_with_early_stopping_loses_nothing(trained, tmp_path)
     proc.wait()
     first = lines(pkg)
     assert 1 <= len(first) < 3
-    again = subprocess.run([sys.executable, str(pkg / "explore.py"), *args],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, str(pkg / "explore.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr
     assert f"{len(first)} already evaluated" in again.stdout
     final = lines(pkg)
@@ -193,8 +221,18 @@ def test_killed_and_resumed_with_early_stopping_loses_nothing(trained, tmp_path)
 @pytest.mark.mpi
 def test_every_saved_candidate_has_its_results_line_under_mpirun(trained, tmp_path):
     pkg = copy(trained, tmp_path)
-    cmd = [str(VENV_BIN / "mpirun"), "-n", "2", sys.executable, str(pkg / "explore.py"),
-           "--quiet", "--acc-threshold", "0.0", "--steps", "20"]  # fmt: skip
+    cmd = [
+        str(VENV_BIN / "mpirun"),
+        "-n",
+        "2",
+        sys.executable,
+        str(pkg / "explore.py"),
+        "--quiet",
+        "--acc-threshold",
+        "0.0",
+        "--steps",
+        "20",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     records = lines(pkg)
@@ -209,12 +247,12 @@ def test_the_method_changes_only_the_starting_weights(trained, monkeypatch):
     import numpy as np
 
     import cocotune.runtime.data as data_module
-    import cocotune.runtime.training as training_module
+    import cocotune.runtime.training_loop as training_module
     from cocotune.runtime.data import load_dataset
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.solver import preset
-    from cocotune.runtime.training import stop_rule
+    from cocotune.runtime.training_loop import stop_rule
 
     pkg = Package(trained)
     data = load_dataset("digits", pkg.input_shape, pkg.num_classes)
@@ -223,8 +261,11 @@ def test_the_method_changes_only_the_starting_weights(trained, monkeypatch):
     blocks = load_blocks(pkg, set(config.composite))
     settings = preset("demo").with_overrides(max_iter=3)
     seen: dict = {"batches": [], "bn": [], "rules": []}
-    real_batches, real_bn, real_fit = (data_module.make_tf_dataset,
-                                       training_module.recalibrate_batchnorm, training_module.fit)  # fmt: skip
+    real_batches, real_bn, real_fit = (
+        data_module.make_tf_dataset,
+        training_module.recalibrate_batchnorm,
+        training_module.fit,
+    )
 
     def spy_batches(*args, **kwargs):
         ds = real_batches(*args, **kwargs)

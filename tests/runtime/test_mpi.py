@@ -1,4 +1,4 @@
-"""cocotune.runtime.mpi: one-process semantics here, real ``mpirun -n 2`` jobs below.
+"""cocotune.runtime.mpi, .scheduler, .progress, .threads: one-process semantics here, real ``mpirun -n 2`` jobs below.
 
 The MPI tests start ``tests/runtime/mpi_scripts/job.py`` under the venv's ``mpirun`` (the
 ``mpich`` wheel) and read what each rank wrote; every job runs under a timeout, so a hang fails
@@ -20,19 +20,10 @@ from typing import Any
 
 import pytest
 
-from cocotune.runtime import mpi
-from cocotune.runtime.mpi import (
-    DistributedError,
-    LineProgress,
-    LocalComm,
-    TaskAborted,
-    TaskRun,
-    _Schedule,
-    get_comm,
-    is_root,
-    progress_bar,
-    run_tasks,
-)
+from cocotune.runtime import mpi, scheduler, threads
+from cocotune.runtime.mpi import DistributedError, LocalComm, get_comm, is_root
+from cocotune.runtime.progress import LineProgress, progress_bar
+from cocotune.runtime.scheduler import TaskAborted, TaskRun, _Schedule, run_tasks
 
 SCRIPTS = Path(__file__).resolve().parent / "mpi_scripts"
 JOB = SCRIPTS / "job.py"
@@ -75,7 +66,8 @@ def test_get_comm_without_launcher_is_local(fresh_comm):
 def test_single_process_run_does_not_import_mpi4py():
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     code = (
-        "import sys; from cocotune.runtime.mpi import get_comm, run_tasks\n"
+        "import sys; from cocotune.runtime.mpi import get_comm\n"
+        "from cocotune.runtime.scheduler import run_tasks\n"
         "run = run_tasks([1, 2], lambda t, ctx: t * 2, get_comm())\n"
         "print(run.results, 'mpi4py' in sys.modules)"
     )
@@ -202,7 +194,8 @@ def test_progress_on_a_terminal_is_a_tqdm_bar_and_other_ranks_show_nothing():
 def test_run_tasks_progress_in_a_redirected_process_prints_lines():
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     code = (
-        "from cocotune.runtime.mpi import run_tasks, LocalComm\n"
+        "from cocotune.runtime.mpi import LocalComm\n"
+        "from cocotune.runtime.scheduler import run_tasks\n"
         "run_tasks([1, 2], lambda t, ctx: t, LocalComm(), progress='configs')\n"
     )
     out = subprocess.run(
@@ -272,7 +265,7 @@ def test_run_tasks_stops_at_the_first_task_meeting_the_objective():
     ran: list[int] = []
     seen: list[int] = []
 
-    def work(task: int, ctx: mpi.TaskContext) -> float:
+    def work(task: int, ctx: scheduler.TaskContext) -> float:
         ran.append(task)
         return 0.5 if task < 3 else 0.9
 
@@ -304,7 +297,7 @@ def test_should_abort_is_false_for_a_needed_task():
 
 
 def test_work_error_becomes_distributed_error_with_traceback():
-    def work(task: int, ctx: mpi.TaskContext) -> int:
+    def work(task: int, ctx: scheduler.TaskContext) -> int:
         if task == 1:
             raise ValueError("bad config 1")
         return task
@@ -333,7 +326,7 @@ def test_task_aborted_without_cancellation_skips_the_task():
     # e.g. a time budget ran out: the task counts as finished without meeting the objective.
     seen: list[int] = []
 
-    def work(task: int, ctx: mpi.TaskContext) -> int:
+    def work(task: int, ctx: scheduler.TaskContext) -> int:
         if task == 1:
             raise TaskAborted()
         return task
@@ -368,7 +361,7 @@ def test_progress_object_is_updated_per_completed_task():
 
 _THREADS_CODE = """
 import json, os, warnings
-from cocotune.runtime.mpi import configure_threads
+from cocotune.runtime.threads import configure_threads
 first = configure_threads(2, cores=4)
 import tensorflow as tf
 tf.constant(1.0) + 1.0  # starts TensorFlow's runtime: sizes are fixed from here on
@@ -402,9 +395,9 @@ def test_configure_threads_splits_cores_between_ranks():
 
 def test_configure_threads_counts_local_ranks(monkeypatch):
     monkeypatch.setenv("MPI_LOCALNRANKS", "2")
-    assert mpi._local_ranks(None) == 2
+    assert threads._local_ranks(None) == 2
     monkeypatch.delenv("MPI_LOCALNRANKS")
-    assert mpi._local_ranks(None) == 1
+    assert threads._local_ranks(None) == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,21 +24,21 @@ from pathlib import Path
 import pytest
 
 from cocotune.errors import CocotuneError
-from cocotune.runtime import mpi
-from cocotune.runtime.mpi import (
-    DistributedError,
-    LocalComm,
-    MpiUnavailableError,
-    _check_package,
-    _fingerprint,
-    check_shared_package,
-    get_comm,
-)
+from cocotune.runtime import mpi, threads
+from cocotune.runtime.mpi import DistributedError, LocalComm, MpiUnavailableError, get_comm
+from cocotune.runtime.startup import _check_package, _fingerprint, check_shared_package
 
 JOB = Path(__file__).resolve().parent / "mpi_scripts" / "job.py"
 MPIRUN = Path(sys.executable).parent / "mpirun"
-LAUNCH_VARS = ["PMI_SIZE", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
-               "OMPI_COMM_WORLD_RANK", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"]  # fmt: skip
+LAUNCH_VARS = [
+    "PMI_SIZE",
+    "PMI_RANK",
+    "PMIX_RANK",
+    "OMPI_COMM_WORLD_SIZE",
+    "OMPI_COMM_WORLD_RANK",
+    "MPI_LOCALNRANKS",
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+]
 HOSTNAME = socket.gethostname()
 
 needs_mpirun = pytest.mark.skipif(not MPIRUN.exists(), reason=f"{MPIRUN} not found")
@@ -48,8 +48,14 @@ def launch(command: list[str], timeout: float = 120) -> tuple[int, str, float]:
     """Run an mpirun command in its own process group; kill the group if it hangs."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     start = time.monotonic()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -141,8 +147,11 @@ def test_two_hosts_on_this_machine(tmp_path, hosts, nodes):
     r0, r1 = ranks(out)
     if nodes == 2:
         assert (r0["local_rank"], r0["local_size"], r1["local_rank"], r1["local_size"]) == (
-            0, 1, 0, 1,
-        )  # fmt: skip
+            0,
+            1,
+            0,
+            1,
+        )
     else:
         assert sorted([r0["local_rank"], r1["local_rank"]]) == [0, 1]
         assert r0["local_size"] == r1["local_size"] == 2
@@ -163,10 +172,10 @@ def test_device_mapping_is_logged_by_rank_0(tmp_path):
     assert code == 0, output
     lines = [line for line in output.splitlines() if line.startswith("rank ")]
     assert lines == [
-        f"rank 0 on {HOSTNAME}: local rank 0 of 2, cpu, {max(1, mpi._cpu_count() // 2)} "
-        f"thread{'s' if mpi._cpu_count() >= 4 else ''} per op",
-        f"rank 1 on {HOSTNAME}: local rank 1 of 2, cpu, {max(1, mpi._cpu_count() // 2)} "
-        f"thread{'s' if mpi._cpu_count() >= 4 else ''} per op",
+        f"rank 0 on {HOSTNAME}: local rank 0 of 2, cpu, {max(1, threads._cpu_count() // 2)} "
+        f"thread{'s' if threads._cpu_count() >= 4 else ''} per op",
+        f"rank 1 on {HOSTNAME}: local rank 1 of 2, cpu, {max(1, threads._cpu_count() // 2)} "
+        f"thread{'s' if threads._cpu_count() >= 4 else ''} per op",
     ]
     assert [r["device"] for r in ranks(tmp_path)] == ["cpu", "cpu"]
 
@@ -175,8 +184,17 @@ def test_device_mapping_is_logged_by_rank_0(tmp_path):
 @pytest.mark.slow
 @needs_mpirun
 def test_asking_for_a_missing_gpu_stops_every_rank(tmp_path):
-    command = [str(MPIRUN), "-n", "2", sys.executable, str(JOB), "devices", str(tmp_path),
-               "--devices", "0"]  # fmt: skip
+    command = [
+        str(MPIRUN),
+        "-n",
+        "2",
+        sys.executable,
+        str(JOB),
+        "devices",
+        str(tmp_path),
+        "--devices",
+        "0",
+    ]
     code, output, seconds = launch(command)
     assert code != 0
     for record in ranks(tmp_path):  # every rank knows, nobody waits for the others
@@ -211,10 +229,12 @@ def _can_unshare() -> bool:
         (None, None),
         ("mount -t tmpfs none {share}", "{pkg} does not exist here"),
         ("mount -t tmpfs none {pkg}", "cannot read {pkg}/tuning.json (No such file or directory)"),
-        ("mount --bind {copy} {pkg}",
-         "{pkg}/runs is not the folder rank 0 writes to (a file rank 0 wrote there is missing)"),
+        (
+            "mount --bind {copy} {pkg}",
+            "{pkg}/runs is not the folder rank 0 writes to (a file rank 0 wrote there is missing)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_rank_that_cannot_see_the_package_fails_clearly(tmp_path, hide, message):
     share = tmp_path / "share"
     pkg = share / "pkg"
@@ -229,8 +249,20 @@ def test_rank_that_cannot_see_the_package_fails_clearly(tmp_path, hide, message)
         command = [str(MPIRUN), "-n", "2", *job]
     else:
         hidden = hide.format(share=share, pkg=pkg, copy=copy) + " && exec " + " ".join(job)
-        command = [str(MPIRUN), "-n", "1", *job, ":", "-n", "1", "unshare", "-m", "sh", "-c",
-                   hidden]  # fmt: skip
+        command = [
+            str(MPIRUN),
+            "-n",
+            "1",
+            *job,
+            ":",
+            "-n",
+            "1",
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            hidden,
+        ]
     code, output, seconds = launch(command, timeout=60)
     assert seconds < 30
     if message is None:

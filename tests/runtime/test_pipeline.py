@@ -30,14 +30,15 @@ def run(script: Path, *args: str, mpi: int = 0, timeout: int = 600, env=None):
     cmd = [sys.executable, str(script), "--quiet", *args]
     if mpi:
         cmd = [str(VENV_BIN / "mpirun"), "-n", str(mpi), *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     return proc
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
-    from cocotune.gen.package import generate_package
+    from cocotune.gen.write_package import generate_package
 
     root = tmp_path_factory.mktemp("pipeline")
     (root / "sub.txt").write_text(SUBSPACE)
@@ -52,8 +53,9 @@ def trained(tmp_path_factory) -> Path:
 
 def copy_package(trained: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "pkg"
-    shutil.copytree(trained, dest, ignore=shutil.ignore_patterns("results.jsonl", "best.*",
-                                                                  "candidates"))  # fmt: skip
+    shutil.copytree(
+        trained, dest, ignore=shutil.ignore_patterns("results.jsonl", "best.*", "candidates")
+    )
     return dest
 
 
@@ -87,9 +89,9 @@ def test_pretrain_rerun_skips_saved_blocks(trained):
 def test_block_trained_networks_start_more_accurate(trained, recalibrate):
     from cocotune.runtime.data import load_dataset
     from cocotune.runtime.explore import EvalOptions, evaluate_configuration, load_blocks
-    from cocotune.runtime.package import Package
+    from cocotune.runtime.generated_package import Package
     from cocotune.runtime.solver import TrainingSettings
-    from cocotune.runtime.training import StopRule
+    from cocotune.runtime.training_loop import StopRule
 
     pkg = Package(trained)
     data = load_dataset("digits", pkg.input_shape, pkg.num_classes)
@@ -121,18 +123,32 @@ def test_explore_alone_and_under_mpirun_agree(trained, tmp_path):
     assert {r["rank"] for r in records(mpi)} <= {0, 1}
     assert (mpi / "runs" / "best-block-trained.keras").exists()
     # the best model loads in plain TensorFlow code (with cocotune's layers registered)
-    code = ("import keras, cocotune.runtime.layers, cocotune.runtime.model, sys; "
-            "m = keras.models.load_model(sys.argv[1]); print(m.count_params())")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, str(mpi / "runs" / "best-block-trained.keras")],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    code = (
+        "import keras, cocotune.runtime.layers, cocotune.runtime.model, sys; "
+        "m = keras.models.load_model(sys.argv[1]); print(m.count_params())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(mpi / "runs" / "best-block-trained.keras")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) == best2["params"]
 
 
 def test_explore_killed_and_resumed_loses_nothing(trained, tmp_path):
     pkg = copy_package(trained, tmp_path)
-    cmd = [sys.executable, str(pkg / "explore.py"), "--quiet", "--acc-threshold", "1.01",
-           "--steps", "60", "--baseline"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(pkg / "explore.py"),
+        "--quiet",
+        "--acc-threshold",
+        "1.01",
+        "--steps",
+        "60",
+        "--baseline",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = pkg / "runs" / "results.jsonl"
     deadline = time.time() + 300

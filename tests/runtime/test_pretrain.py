@@ -57,13 +57,14 @@ def test_summary_counts_each_group_once_in_seconds_and_configurations():
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     """A generated resnet_digits package whose full weights are its initial ones."""
-    from cocotune.gen.package import generate_package
-    from cocotune.runtime.package import Package
+    from cocotune.gen.write_package import generate_package
+    from cocotune.runtime.generated_package import Package
 
     root = tmp_path_factory.mktemp("pretrain")
     (root / "sub.txt").write_text(SUBSPACE)
-    generate_package(str(EXAMPLES / "resnet_digits" / "net.prototxt"), str(root / "sub.txt"),
-                     root / "pkg")  # fmt: skip
+    generate_package(
+        str(EXAMPLES / "resnet_digits" / "net.prototxt"), str(root / "sub.txt"), root / "pkg"
+    )
     pkg = Package(root / "pkg")
     pkg.build("full").save_weights(str(pkg.full_weights_path))
     return pkg

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from cocotune.runtime.mpi import TaskAborted, get_comm, run_tasks
+from cocotune.runtime.mpi import get_comm
 from cocotune.runtime.results import ResultsLog
+from cocotune.runtime.scheduler import TaskAborted, run_tasks
 
 
 def sleep_polling(seconds: float, ctx) -> None:
@@ -270,7 +271,7 @@ def main() -> None:
     elif args.scenario == "devices":
         # Thread sizing and device choice per rank; rank 0 prints the mapping.
         from cocotune.runtime.devices import DeviceError
-        from cocotune.runtime.mpi import configure_threads
+        from cocotune.runtime.threads import configure_threads
 
         try:
             config = configure_threads(comm, devices=args.devices)
@@ -283,7 +284,7 @@ def main() -> None:
 
     elif args.scenario == "shared":
         # Every rank must see rank 0's package and runs/ before any work (several nodes).
-        from cocotune.runtime.mpi import SharedPathError, check_shared_package
+        from cocotune.runtime.startup import SharedPathError, check_shared_package
 
         try:
             check_shared_package(comm, args.package)

@@ -9,6 +9,8 @@
     DIR/README.md     how to run it, for this network
 
 Everything is checked (net, conversion, subspace, weights) before the first file is written.
+The generated scripts read the package back at run time through
+:mod:`cocotune.runtime.generated_package`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from cocotune.ir.names import comment_text, docstring_text
 
 SCRIPTS = {
     "train": ("train", "Train the full model on the chosen data (not needed with --weights)."),
-    "pretrain": ("pretrain", "Pre-train the tuning blocks: pruned students learn to reproduce "
-                 "the full model's activations."),  # fmt: skip
-    "explore": ("explore", "Fine-tune and test pruned configurations in objective order "
-                "until the objective is met."),  # fmt: skip
+    "pretrain": (
+        "pretrain",
+        "Pre-train the tuning blocks: pruned students learn to reproduce "
+        "the full model's activations.",
+    ),
+    "explore": (
+        "explore",
+        "Fine-tune and test pruned configurations in objective order "
+        "until the objective is met.",
+    ),
 }
 
 
@@ -37,11 +45,17 @@ def tuning_document(net, analysis, subspace, chosen, block_mode, net_file, weigh
     configs = []
     for i, (rates, composite) in enumerate(zip(subspace.configs, chosen.composite)):
         params, macs = analysis.cost(rates)
-        configs.append({
-            "id": f"c{i}", "line": subspace.lines[i] if i < len(subspace.lines) else None,
-            "rates": {m: float(r) for m, r in rates.items()},
-            "params": params, "macs": macs, "flops": 2 * macs, "composite": list(composite),
-        })  # fmt: skip
+        configs.append(
+            {
+                "id": f"c{i}",
+                "line": subspace.lines[i] if i < len(subspace.lines) else None,
+                "rates": {m: float(r) for m, r in rates.items()},
+                "params": params,
+                "macs": macs,
+                "flops": 2 * macs,
+                "composite": list(composite),
+            }
+        )
     blocks = []
     for block in chosen.blocks:
         entry = block.to_json()
@@ -102,10 +116,16 @@ def generate_package(
         print(f"warning: {warning}", file=sys.stderr)
     for module in net.module_names:
         if not analysis.prunable.get(module):
-            reasons = [f"{layer.name}: {analysis.exits[layer.name]}"
-                       for layer in net.module(module).layers if layer.name in analysis.exits]  # fmt: skip
-            print(f"warning: module '{module}' has no prunable layer; its rates are ignored"
-                  + (f" ({'; '.join(reasons[:2])})" if reasons else ""), file=sys.stderr)  # fmt: skip
+            reasons = [
+                f"{layer.name}: {analysis.exits[layer.name]}"
+                for layer in net.module(module).layers
+                if layer.name in analysis.exits
+            ]
+            print(
+                f"warning: module '{module}' has no prunable layer; its rates are ignored"
+                + (f" ({'; '.join(reasons[:2])})" if reasons else ""),
+                file=sys.stderr,
+            )
     for rates in subspace.configs:
         analysis.check_rates(rates)
     caffe_weights = read_caffemodel(weights, net) if weights else None
@@ -131,23 +151,40 @@ def generate_package(
         solver_name = "solver.prototxt"
         write_text_atomic(out / solver_name, Path(solver).read_text(encoding="utf-8"))
     weights_name = "full.weights.h5" if caffe_weights is not None else None
-    doc = tuning_document(net, analysis, subspace, chosen, block_mode, "net.prototxt",
-                          weights_name, solver_name)  # fmt: skip
+    doc = tuning_document(
+        net, analysis, subspace, chosen, block_mode, "net.prototxt", weights_name, solver_name
+    )
     write_text_atomic(out / "tuning.json", json.dumps(doc, indent=1) + "\n")
-    header = {"version": __version__, "source": comment_text(f"{prototxt} + {subspace_path}"),
-              "command": comment_text(command)}  # fmt: skip
+    header = {
+        "version": __version__,
+        "source": comment_text(f"{prototxt} + {subspace_path}"),
+        "command": comment_text(command),
+    }
     for name, (entry, text) in SCRIPTS.items():
-        script = render_python("keras/package/script.py.j2",
-                               {"doc": docstring_text(text), "name": name, "entry_module": entry},
-                               header)  # fmt: skip
+        script = render_python(
+            "keras/package/script.py.j2",
+            {"doc": docstring_text(text), "name": name, "entry_module": entry},
+            header,
+        )
         write_text_atomic(out / f"{name}.py", script)
-    readme = render("keras/package/README.md.j2", {
-        "version": __version__, "net_name": net.name or Path(prototxt).stem,
-        "source": prototxt, "subspace": subspace_path, "n_configs": len(subspace.configs),
-        "n_modules": len(net.modules), "n_blocks": len(chosen.blocks), "block_mode": block_mode,
-        "full_params": f"{doc['full']['params']:,}", "full_macs": f"{doc['full']['macs']:,}",
-        "solver": solver, "weights": weights, "blocks": doc["blocks"],
-    })  # fmt: skip
+    readme = render(
+        "keras/package/README.md.j2",
+        {
+            "version": __version__,
+            "net_name": net.name or Path(prototxt).stem,
+            "source": prototxt,
+            "subspace": subspace_path,
+            "n_configs": len(subspace.configs),
+            "n_modules": len(net.modules),
+            "n_blocks": len(chosen.blocks),
+            "block_mode": block_mode,
+            "full_params": f"{doc['full']['params']:,}",
+            "full_macs": f"{doc['full']['macs']:,}",
+            "solver": solver,
+            "weights": weights,
+            "blocks": doc["blocks"],
+        },
+    )
     write_text_atomic(out / "README.md", readme)
     if caffe_weights is not None:
         from cocotune.convert.weights import caffe_to_keras, set_weights
@@ -171,19 +208,31 @@ def cmd_gen(args: argparse.Namespace) -> int:
 
     command = "gen " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["gen"] else "gen"
     result = generate_package(
-        args.prototxt, args.subspace, args.output, args.weights, args.solver, args.blocks,
-        parse_input_shapes(args.input_shape), command=command,
-    )  # fmt: skip
+        args.prototxt,
+        args.subspace,
+        args.output,
+        args.weights,
+        args.solver,
+        args.blocks,
+        parse_input_shapes(args.input_shape),
+        command=command,
+    )
     doc = result["document"]
     out = Path(args.output)
     sizes = [c["params"] for c in doc["configurations"]]
-    print(f"wrote {out}/: model.py, tuning.json, train.py, pretrain.py, explore.py, README.md"
-          + (", full.weights.h5" if args.weights else ""))  # fmt: skip
-    print(f"{result['modules']} modules, {result['configurations']} configurations "
-          f"({min(sizes):,}..{max(sizes):,} parameters; full {doc['full']['params']:,}), "
-          f"{result['blocks']} tuning blocks ({args.blocks})")  # fmt: skip
-    print(f"next: python {out}/train.py; mpirun -n 2 python {out}/pretrain.py; "
-          f"mpirun -n 2 python {out}/explore.py --alpha 0.01")  # fmt: skip
+    print(
+        f"wrote {out}/: model.py, tuning.json, train.py, pretrain.py, explore.py, README.md"
+        + (", full.weights.h5" if args.weights else "")
+    )
+    print(
+        f"{result['modules']} modules, {result['configurations']} configurations "
+        f"({min(sizes):,}..{max(sizes):,} parameters; full {doc['full']['params']:,}), "
+        f"{result['blocks']} tuning blocks ({args.blocks})"
+    )
+    print(
+        f"next: python {out}/train.py; mpirun -n 2 python {out}/pretrain.py; "
+        f"mpirun -n 2 python {out}/explore.py --alpha 0.01"
+    )
     return 0
 
 
@@ -203,7 +252,11 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--weights", help="a .caffemodel with the full model's trained weights")
     p.add_argument("--solver", help="a Caffe solver prototxt with the training settings")
-    p.add_argument("--blocks", choices=MODES, default="sequitur",
-                   help="sequitur: blocks from the grammar (default); module: one block per "
-                   "pruned module (the paper's basic setting)")  # fmt: skip
+    p.add_argument(
+        "--blocks",
+        choices=MODES,
+        default="sequitur",
+        help="sequitur: blocks from the grammar (default); module: one block per "
+        "pruned module (the paper's basic setting)",
+    )
     p.set_defaults(func=cmd_gen)

@@ -9,6 +9,9 @@ Small nets spend most of their time outside the arithmetic: one Python-level mod
 batch and one re-trace per new input shape. So each model gets one compiled step function per
 loop, one compiled inference function (:func:`predict_batches`, cached per model, batch
 dimension left open) and one compiled BatchNorm re-estimation pass (:func:`recalibrate_batchnorm`).
+
+The commands that use these loops are :mod:`cocotune.runtime.train` (a generated ``train.py``),
+:mod:`cocotune.runtime.pretrain` and :mod:`cocotune.runtime.explore`.
 """
 
 from __future__ import annotations
@@ -166,9 +169,17 @@ def fit(
     :func:`train_steps` (kept while callers move over).
     """
     if isinstance(loss_fn, (int, np.integer)) and not isinstance(loss_fn, bool):
-        return train_steps(model, batches, optimizer, int(loss_fn), rule,
-                           evaluate_fn=evaluate_fn, should_abort=should_abort, on_step=on_step,
-                           **legacy)  # fmt: skip
+        return train_steps(
+            model,
+            batches,
+            optimizer,
+            int(loss_fn),
+            rule,
+            evaluate_fn=evaluate_fn,
+            should_abort=should_abort,
+            on_step=on_step,
+            **legacy,
+        )
     if legacy:
         raise TypeError(f"fit() got unexpected arguments {sorted(legacy)}")
     if evaluate_fn is None:
@@ -307,8 +318,10 @@ def predict_batches(model, x, batch_size: int | None = None) -> np.ndarray:
     """Model outputs in inference mode, batch by batch (one compiled function per model)."""
     predict = _predict_fn(model)
     batch_size = _batch_size(x, batch_size)
-    outs = [np.asarray(predict(np.asarray(x[i : i + batch_size], dtype=np.float32)))
-            for i in range(0, len(x), batch_size)]  # fmt: skip
+    outs = [
+        np.asarray(predict(np.asarray(x[i : i + batch_size], dtype=np.float32)))
+        for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
@@ -354,8 +367,11 @@ def recalibrate_batchnorm(model, x, batch_size: int | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    bns = [layer for layer in model._flatten_layers(include_self=False)
-           if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]  # fmt: skip
+    bns = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
     if not bns or len(x) == 0:
         return 0
 
@@ -365,8 +381,13 @@ def recalibrate_batchnorm(model, x, batch_size: int | None = None) -> int:
             layer.momentum = 0.0  # read when tracing: the traced pass copies batch statistics
         try:
             spec = _open_batch_spec(model)
-            fn = (tf.function(lambda x: model(x, training=True), input_signature=spec, autograph=False)
-                  if spec is not None else tf.function(lambda x: model(x, training=True), autograph=False))  # fmt: skip
+            fn = (
+                tf.function(
+                    lambda x: model(x, training=True), input_signature=spec, autograph=False
+                )
+                if spec is not None
+                else tf.function(lambda x: model(x, training=True), autograph=False)
+            )
             # trace now, while momentum is 0 (on a copy of the statistics, restored below)
             probe = np.asarray(x[:1], dtype=np.float32)
             before = [(b.moving_mean.numpy(), b.moving_variance.numpy()) for b in bns]

@@ -8,7 +8,7 @@ import pytest
 
 from cocotune.errors import CocotuneError
 from cocotune.runtime.solver import TrainingSettings
-from cocotune.runtime.training import (
+from cocotune.runtime.training_loop import (
     StopRule,
     accuracy,
     fit,
@@ -86,9 +86,15 @@ def test_abort_is_reported():
 
     rule = StopRule(max_steps=50, eval_every=10, patience=5, min_delta=0.01)
     calls = iter(range(100))
-    result = fit(tiny_model(), batches(), keras.optimizers.SGD(0.01),
-                 keras.losses.SparseCategoricalCrossentropy(from_logits=True), rule,
-                 lambda: 0.1, should_abort=lambda: next(calls) >= 3)  # fmt: skip
+    result = fit(
+        tiny_model(),
+        batches(),
+        keras.optimizers.SGD(0.01),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        rule,
+        lambda: 0.1,
+        should_abort=lambda: next(calls) >= 3,
+    )
     assert result.stop == "aborted" and result.steps == 3
 
 
@@ -137,10 +143,12 @@ def test_recalibration_is_the_average_of_batch_statistics():
     assert recalibrate_batchnorm(model, x, batch_size=16) == 1
     bn = model.layers[-1]
     batches_ = x.reshape(4, 16, 3)
-    np.testing.assert_allclose(bn.moving_mean.numpy(), batches_.mean(axis=1).mean(axis=0),
-                               rtol=1e-5)  # fmt: skip
-    np.testing.assert_allclose(bn.moving_variance.numpy(), batches_.var(axis=1).mean(axis=0),
-                               rtol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), batches_.mean(axis=1).mean(axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), batches_.var(axis=1).mean(axis=0), rtol=1e-4
+    )
     assert bn.momentum == 0.999  # restored
     # a second call (compiled function reused) on other data gives that data's statistics
     recalibrate_batchnorm(model, x[:16] + 10.0, batch_size=16)

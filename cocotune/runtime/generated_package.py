@@ -2,6 +2,7 @@
 
 The package directory holds ``net.prototxt`` and ``tuning.json``; re-reading them costs a
 fraction of a second and no TensorFlow, and keeps the generated scripts thin (docs/design.md §6).
+This module *reads* a package at run time; :mod:`cocotune.gen.write_package` *writes* one.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ class Configuration:
     composite: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "rates": self.rates, "params": self.params,
-                "flops": 2 * self.macs, "composite": list(self.composite)}  # fmt: skip
+        return {
+            "id": self.id,
+            "rates": self.rates,
+            "params": self.params,
+            "flops": 2 * self.macs,
+            "composite": list(self.composite),
+        }
 
 
 class Package:
@@ -76,8 +82,13 @@ class Package:
     @cached_property
     def configurations(self) -> list[Configuration]:
         return [
-            Configuration(c["id"], {k: float(v) for k, v in c["rates"].items()}, int(c["params"]),
-                          int(c["macs"]), tuple(c["composite"]))  # fmt: skip
+            Configuration(
+                c["id"],
+                {k: float(v) for k, v in c["rates"].items()},
+                int(c["params"]),
+                int(c["macs"]),
+                tuple(c["composite"]),
+            )
             for c in self.doc["configurations"]
         ]
 
