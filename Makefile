@@ -61,7 +61,8 @@ asan: $(STAMP)
 	ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x -p no:cacheprovider --capture=sys \
 	tests/cocogen/test_delegate.py -k "not asan"
 
-# caffe_pb2 is generated from proto/caffe.proto with grpcio-tools and committed.
+# caffe_pb2.py and its type stub caffe_pb2.pyi are generated from proto/caffe.proto with
+# grpcio-tools and committed; proto-check fails if either is stale.
 proto: $(STAMP)
 	$(PY) scripts/gen_caffe_pb2.py
 
