@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -93,6 +94,13 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
+def _at(tok: Token) -> tuple[int, int]:
+    """A token's (line, column): lark types both optional, but its lexer sets them on every token."""
+    line, col = tok.line, tok.column
+    assert line is not None and col is not None, f"token {tok!r} has no position"
+    return line, col
+
+
 @v_args(inline=True)
 class _ToText(Transformer):
     """Lark tree → Text* dataclasses. Methods are named after the grammar's rules."""
@@ -105,33 +113,33 @@ class _ToText(Transformer):
 
     def string(self, *toks: Token) -> TextScalar:
         text = "".join(unescape(t[1:-1]) for t in toks)
-        return TextScalar("string", text, toks[0].line, toks[0].column)
+        return TextScalar("string", text, *_at(toks[0]))
 
     def number(self, tok: Token) -> TextScalar:
-        return TextScalar("number", str(tok), tok.line, tok.column)
+        return TextScalar("number", str(tok), *_at(tok))
 
     def identifier(self, tok: Token) -> TextScalar:
-        return TextScalar("identifier", str(tok), tok.line, tok.column)
+        return TextScalar("identifier", str(tok), *_at(tok))
 
     def negative_identifier(self, minus: Token, ident: TextScalar) -> TextScalar:
-        return TextScalar("number", "-" + ident.value, minus.line, minus.column)
+        return TextScalar("number", "-" + ident.value, *_at(minus))
 
     def message(self, *fields: TextField) -> TextMessage:
         # Position of a message is filled in by the field that holds it.
         return TextMessage(list(fields), 0, 0)
 
     def scalar_field(self, name: Token, value: TextScalar) -> TextField:
-        return TextField(str(name), name.line, name.column, value)
+        return TextField(str(name), *_at(name), value)
 
     def message_field(self, name: Token, value: TextMessage) -> TextField:
-        value.line, value.col = name.line, name.column
-        return TextField(str(name), name.line, name.column, value)
+        value.line, value.col = _at(name)
+        return TextField(str(name), value.line, value.col, value)
 
     def list_field(self, name: Token, *values: TextScalar | None) -> TextField:
-        return TextField(str(name), name.line, name.column, [v for v in values if v is not None])
+        return TextField(str(name), *_at(name), [v for v in values if v is not None])
 
     def module(self, keyword: Token, *fields: TextField) -> TextModule:
-        return TextModule(keyword.line, keyword.column, list(fields))
+        return TextModule(*_at(keyword), list(fields))
 
 
 @cache
@@ -153,7 +161,8 @@ def parse_text(source: Source) -> list[TextField | TextModule]:
         PrototxtSyntaxError: with the position of the first syntax error.
     """
     try:
-        return _lark().parse(source.text)
+        # The transformer runs inside the parser, so parse() returns what start() builds.
+        return cast("list[TextField | TextModule]", _lark().parse(source.text))
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
 
@@ -176,7 +185,8 @@ def _describe_expected(expected: set[str]) -> str:
 def _syntax_error(source: Source, exc: UnexpectedInput) -> PrototxtSyntaxError:
     line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedCharacters):
-        ch = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        at = exc.pos_in_stream
+        ch = source.text[at] if at is not None and at < len(source.text) else ""
         if ch in "\"'":
             return source.error(
                 PrototxtSyntaxError,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from cocotune.errors import NetError, Position
 
 if TYPE_CHECKING:  # annotations only: the IR must not import the parser (and Lark) to exist
+    from cocotune._proto.caffe_pb2 import LayerParameter
     from cocotune.frontend.source import Source
     from cocotune.frontend.to_proto import PositionTree
 
@@ -35,10 +36,10 @@ class Blob:
 
 @dataclass(eq=False)
 class Layer:
-    """A Caffe layer with its parameters (``param``: caffe_pb2.LayerParameter) and place."""
+    """A Caffe layer with its parameters (``param``) and place."""
 
     index: int
-    param: object
+    param: LayerParameter
     positions: PositionTree
     module: str | None
     inputs: list[Blob] = field(default_factory=list)
