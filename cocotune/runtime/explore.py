@@ -54,10 +54,15 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cocotune.errors import CocotuneError
 from cocotune.runtime.options import base_parser, load_data, run_main, settings_from
+
+if TYPE_CHECKING:  # annotation only, like the functions below import training where used
+    from cocotune.runtime.training import StopRule
 
 METHODS = ("block-trained", "default")
 
@@ -72,7 +77,7 @@ class EvalOptions:
     """
 
     method: str
-    rule: object  # cocotune.runtime.training.StopRule
+    rule: StopRule
     seed: int = 0
     bn_recalibrate: int = 0
     keep_all: bool = False
@@ -129,7 +134,8 @@ def full_accuracy(pkg, data, comm, bn_recalibrate: int = 0) -> dict:
         key = (f"{data.fingerprint()}/bn{bn_recalibrate}/"
                f"{file_digest([pkg.full_weights_path])}")  # fmt: skip
         stored = json.loads(path.read_text()) if path.exists() else {}
-        reference = stored.get("reference") if isinstance(stored.get("reference"), dict) else {}
+        found = stored.get("reference")
+        reference = found if isinstance(found, dict) else {}
         value = reference.get(key)
         if not value:
             model = pkg.build("full")
@@ -488,7 +494,7 @@ def _report(pkg, method, objective, reference, threshold, order, records, winner
         return 0
     candidate = pkg.runs_dir / winner["model"] if winner.get("model") else None
     if candidate is not None and candidate.exists():
-        atomic_save(best_model, lambda tmp: shutil.copyfile(candidate, tmp))
+        atomic_save(best_model, partial(shutil.copyfile, candidate))
     else:
         candidate = None
     summary = {

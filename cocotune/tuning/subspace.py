@@ -503,9 +503,8 @@ def sample_subspace(net: Net, n: int, rates: Sequence[float], seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     candidates = _candidates(choices, rng, n)
     sizes = base + sum(table[j][candidates[:, j]] for j in range(len(choices)))
-    picked: np.ndarray | list[int]
     if n >= len(candidates) and _total(choices) == len(candidates):
-        picked = np.arange(len(candidates))
+        picked = list(range(len(candidates)))
     else:
         picked = _stratified(sizes, n, rng)
     order = sorted(picked, key=lambda i: (sizes[i], tuple(candidates[i])))
