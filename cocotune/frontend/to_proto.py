@@ -201,8 +201,8 @@ class MessageFiller:
                 tree.problems.append(exc)
         return tree
 
-    def _fill_field(self, msg, desc: Descriptor, f: TextField, where: str, tree: PositionTree,
-                    first_seen: dict[str, TextField]) -> None:  # fmt: skip
+    def _fill_field(self, msg: Message, desc: Descriptor, f: TextField, where: str,
+                    tree: PositionTree, first_seen: dict[str, TextField]) -> None:  # fmt: skip
         fd = desc.fields_by_name.get(f.name)
         if fd is None:
             fork = fork_of(desc.name, f.name)
@@ -241,7 +241,9 @@ class MessageFiller:
         for value in values:
             tree.record(f.name, self._set(msg, fd, f, value, repeated))
 
-    def _set(self, msg, fd: FieldDescriptor, f: TextField, value, repeated: bool) -> FieldPosition:
+    def _set(
+        self, msg: Message, fd: FieldDescriptor, f: TextField, value, repeated: bool
+    ) -> FieldPosition:
         name_pos = self._pos(f.line, f.col)
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
             if not isinstance(value, TextMessage):
