@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -94,11 +94,20 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
-def _at(tok: Token) -> tuple[int, int]:
-    """A token's (line, column): lark types both optional, but its lexer sets them on every token."""
-    line, col = tok.line, tok.column
-    assert line is not None and col is not None, f"token {tok!r} has no position"
-    return line, col
+if TYPE_CHECKING:
+
+    class _Tok(Token):
+        """A token from lark's lexer: lark types the position optional, the lexer always sets it.
+
+        (For the type checker only: the transformer below runs once per token of a file, so
+        it reads the position directly instead of checking it.)
+        """
+
+        line: int
+        column: int
+
+else:
+    _Tok = Token
 
 
 @v_args(inline=True)
@@ -108,38 +117,38 @@ class _ToText(Transformer):
     def start(self, *items):
         return list(items)
 
-    def name(self, tok: Token) -> Token:
+    def name(self, tok: _Tok) -> _Tok:
         return tok
 
-    def string(self, *toks: Token) -> TextScalar:
+    def string(self, *toks: _Tok) -> TextScalar:
         text = "".join(unescape(t[1:-1]) for t in toks)
-        return TextScalar("string", text, *_at(toks[0]))
+        return TextScalar("string", text, toks[0].line, toks[0].column)
 
-    def number(self, tok: Token) -> TextScalar:
-        return TextScalar("number", str(tok), *_at(tok))
+    def number(self, tok: _Tok) -> TextScalar:
+        return TextScalar("number", str(tok), tok.line, tok.column)
 
-    def identifier(self, tok: Token) -> TextScalar:
-        return TextScalar("identifier", str(tok), *_at(tok))
+    def identifier(self, tok: _Tok) -> TextScalar:
+        return TextScalar("identifier", str(tok), tok.line, tok.column)
 
-    def negative_identifier(self, minus: Token, ident: TextScalar) -> TextScalar:
-        return TextScalar("number", "-" + ident.value, *_at(minus))
+    def negative_identifier(self, minus: _Tok, ident: TextScalar) -> TextScalar:
+        return TextScalar("number", "-" + ident.value, minus.line, minus.column)
 
     def message(self, *fields: TextField) -> TextMessage:
         # Position of a message is filled in by the field that holds it.
         return TextMessage(list(fields), 0, 0)
 
-    def scalar_field(self, name: Token, value: TextScalar) -> TextField:
-        return TextField(str(name), *_at(name), value)
+    def scalar_field(self, name: _Tok, value: TextScalar) -> TextField:
+        return TextField(str(name), name.line, name.column, value)
 
-    def message_field(self, name: Token, value: TextMessage) -> TextField:
-        value.line, value.col = _at(name)
-        return TextField(str(name), value.line, value.col, value)
+    def message_field(self, name: _Tok, value: TextMessage) -> TextField:
+        value.line, value.col = name.line, name.column
+        return TextField(str(name), name.line, name.column, value)
 
-    def list_field(self, name: Token, *values: TextScalar | None) -> TextField:
-        return TextField(str(name), *_at(name), [v for v in values if v is not None])
+    def list_field(self, name: _Tok, *values: TextScalar | None) -> TextField:
+        return TextField(str(name), name.line, name.column, [v for v in values if v is not None])
 
-    def module(self, keyword: Token, *fields: TextField) -> TextModule:
-        return TextModule(*_at(keyword), list(fields))
+    def module(self, keyword: _Tok, *fields: TextField) -> TextModule:
+        return TextModule(keyword.line, keyword.column, list(fields))
 
 
 @cache
