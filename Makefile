@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS := cpu,mpi,plots,test,dev
 
-.PHONY: all install constraints demo test test-fast bench composability asan proto proto-check fmt lint clean
+.PHONY: all install constraints demo test test-fast bench composability asan proto proto-check fmt lint typecheck clean
 
 all: test
 
@@ -61,7 +61,8 @@ asan: $(STAMP)
 	ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x -p no:cacheprovider --capture=sys \
 	tests/cocogen/test_delegate.py -k "not asan"
 
-# caffe_pb2 is generated from proto/caffe.proto with grpcio-tools and committed.
+# caffe_pb2.py and its type stub caffe_pb2.pyi are generated from proto/caffe.proto with
+# grpcio-tools and committed; proto-check fails if either is stale.
 proto: $(STAMP)
 	$(PY) scripts/gen_caffe_pb2.py
 
@@ -72,10 +73,16 @@ fmt: $(STAMP)
 	$(PY) -m black cocotune tests benchmarks scripts
 	$(VENV)/bin/ruff check --fix cocotune tests benchmarks scripts
 
-# CI runs this before the tests (.ci/run): formatting and ruff's checks (pyproject.toml).
+# CI runs this before the tests (.ci/run): formatting, ruff's checks and mypy on the library
+# (settings of all three in pyproject.toml).
 lint: $(STAMP)
 	$(PY) -m black --check cocotune tests benchmarks scripts
 	$(VENV)/bin/ruff check cocotune tests benchmarks scripts
+	$(PY) -m mypy
+
+# mypy alone (files and settings: [tool.mypy] in pyproject.toml).
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo-out
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache demo-out

@@ -69,12 +69,13 @@ def expected_blobs(layer: Layer) -> list[BlobSpec]:
     if entry is None or entry.blobs is None:
         return []
     shapes = [b.shape for b in layer.inputs]
-    if not shapes or any(s is None for s in shapes):
+    known = [s for s in shapes if s is not None]
+    if not shapes or len(known) < len(shapes):
         raise WeightsError(
             f"layer '{layer.name}' ({layer.type}): its input shapes are unknown, so its weight "
             "shapes cannot be computed (load the net with shape inference)"
         )
-    return entry.blobs(layer, [tuple(s) for s in shapes])
+    return entry.blobs(layer, [tuple(s) for s in known])
 
 
 def expected_blob_shapes(layer: Layer) -> list[Shape]:
@@ -132,7 +133,7 @@ class CaffemodelWeights(dict):
 class _FileLayer(NamedTuple):
     name: str
     type: str
-    blobs: list  # caffe_pb2.BlobProto
+    blobs: list[caffe_pb2.BlobProto]
 
 
 def read_caffemodel(path: str | Path, net: Net) -> CaffemodelWeights:
@@ -209,11 +210,16 @@ def read_caffemodel(path: str | Path, net: Net) -> CaffemodelWeights:
     # A file layer with weights whose net layer stores none: Caffe refuses ("Incompatible
     # number of blobs"), and so do we, because it means the two nets differ.
     for layer in net.layers:
-        fl = by_name.get(layer.name)
-        if fl is not None and fl.blobs and layer.name not in weights and not _has_specs(layer):
+        stored = by_name.get(layer.name)
+        if (
+            stored is not None
+            and stored.blobs
+            and layer.name not in weights
+            and not _has_specs(layer)
+        ):
             message = (
                 f"layer '{layer.name}' ({layer.type}) stores no weights, but the caffemodel "
-                f"has {len(fl.blobs)} blob(s) for it (there it is a {fl.type or 'layer'})"
+                f"has {len(stored.blobs)} blob(s) for it (there it is a {stored.type or 'layer'})"
             )
             problems.append((layer.name, WeightsError(message)))
     if problems:
@@ -238,7 +244,7 @@ def _has_specs(layer: Layer) -> bool:
     return bool(expected_blobs(layer))
 
 
-def _parse_net_parameter(path: str | Path):
+def _parse_net_parameter(path: str | Path) -> caffe_pb2.NetParameter:
     """Read and parse the file, turning each way it can fail into one clear sentence."""
     shown = str(path)
     data = read_user_bytes(path, "caffemodel", WeightsError)
@@ -280,7 +286,7 @@ def _looks_like_text(data: bytes) -> bool:
     return bool(text.strip()) and all(ch.isprintable() or ch in "\t\n\r\f\v" for ch in text)
 
 
-def _file_layers(model) -> list[_FileLayer]:
+def _file_layers(model: caffe_pb2.NetParameter) -> list[_FileLayer]:
     """Every layer of the file as (name, type, blobs), whatever the format version."""
     out = [_FileLayer(layer.name, layer.type, list(layer.blobs)) for layer in model.layer]
     for v1 in model.layers:
@@ -321,7 +327,7 @@ def _count_hints(layer: Layer, found: int, expected: int) -> list[str]:
     return []
 
 
-def _proto_shape(blob) -> tuple[Shape, bool]:
+def _proto_shape(blob: caffe_pb2.BlobProto) -> tuple[Shape, bool]:
     """The blob's shape as Caffe's ``Blob::FromProto`` reads it, and whether it is legacy 4-D."""
     if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
         return (blob.num, blob.channels, blob.height, blob.width), True
@@ -333,7 +339,7 @@ def _legacy_matches(expected: Shape, legacy: Shape) -> bool:
     return len(expected) <= 4 and (1,) * (4 - len(expected)) + tuple(expected) == tuple(legacy)
 
 
-def _read_blob(layer: Layer, index: int, spec: BlobSpec, blob) -> np.ndarray:
+def _read_blob(layer: Layer, index: int, spec: BlobSpec, blob: caffe_pb2.BlobProto) -> np.ndarray:
     found, legacy = _proto_shape(blob)
     label = _blob_label(layer.name, layer.type, index, spec)
     ok = found == spec.shape or (legacy and _legacy_matches(spec.shape, found))
@@ -500,4 +506,6 @@ def random_weights(
 def _random_layer(
     layer: Layer, specs: list[BlobSpec], rng: np.random.Generator, bn_factor: float | None
 ) -> list[np.ndarray]:
-    return CATALOGUE[layer.type].init(layer, specs, rng, bn_factor)
+    init = CATALOGUE[layer.type].init
+    assert init is not None, f"{layer.type} has blobs, so its catalogue entry has an initialiser"
+    return init(layer, specs, rng, bn_factor)

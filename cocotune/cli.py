@@ -12,6 +12,7 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cocotune import __version__
 from cocotune.cli_support import add_net_options, import_tensorflow_quietly, load_net_from_args
@@ -23,7 +24,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage already; keep its message but make it ours."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER)

@@ -119,6 +119,12 @@ class ShapeError(CocotuneError):
 class UnsupportedLayerError(CocotuneError):
     """A layer type, or a field value, that cocotune does not handle."""
 
+    # Tags cocotune.frontend.problems sets to group and count what it reports (declared, not
+    # defaulted: it tests them with hasattr, so an untagged error has none of them).
+    unsupported_type: str  # the layer type, on the error for an unsupported type
+    layer_label: str  # the layer as messages name it, on the same
+    outside: bool  # set when the layer is not in the checked phase (the error is only a note)
+
 
 class SubspaceError(CocotuneError):
     """A subspace file that does not match the net or has malformed entries."""

@@ -16,7 +16,7 @@ def net_summary(net: Net) -> dict[str, Any]:
             "type": layer.type,
             "module": layer.module,
             "bottoms": layer.bottoms,
-            "tops": {b.name: list(b.shape) for b in layer.outputs},
+            "tops": {b.name: list(b.inferred_shape) for b in layer.outputs},
             "params": layer.params,
             "macs": layer.macs,
         }
@@ -31,7 +31,7 @@ def net_summary(net: Net) -> dict[str, Any]:
         "modules": [
             {"name": m.name, "layers": [layer.name for layer in m.layers]} for m in net.modules
         ],
-        "outputs": {b.name: list(b.shape) for b in net.output_blobs()},
+        "outputs": {b.name: list(b.inferred_shape) for b in net.output_blobs()},
         "totals": {
             "layers": len(net.layers),
             "params": sum(layer.params for layer in net.layers),

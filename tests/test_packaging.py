@@ -111,13 +111,14 @@ def test_wheel_holds_every_package_module_and_data_file(wheel):
     for path in tracked_files("cocotune", *MAPPED):
         top, _, rest = path.partition("/")
         installed = f"{MAPPED[top]}/{rest}" if top in MAPPED else path
-        if path.endswith((".py", ".lark", ".j2", ".proto")):
+        if path.endswith((".py", ".pyi", ".lark", ".j2", ".proto")):
             expected.add(installed)
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel: {missing}"
     # the pieces an installed cocotune needs at run time, named explicitly
     for must in ["cocotune/grammar/prototxt.lark", "cocotune/proto/caffe.proto",
-                 "cocotune/_proto/caffe_pb2.py", "cocotune/reference/caffe_layers.py",
+                 "cocotune/_proto/caffe_pb2.py", "cocotune/_proto/caffe_pb2.pyi",
+                 "cocotune/reference/caffe_layers.py",
                  "cocotune/codegen_templates/keras/model.py.j2",
                  "cocotune/codegen_templates/c/delegate.c.j2"]:  # fmt: skip
         assert must in names
@@ -141,7 +142,7 @@ def test_metadata_leaves_the_tensorflow_build_to_the_user(wheel):
     assert {r.name for r in extras["mpi"]} == {"mpi4py", "mpich"}
     assert {r.name for r in extras["plots"]} == {"matplotlib"}
     assert {"pytest", "hypothesis"} <= {r.name for r in extras["test"]}
-    assert {"grpcio-tools", "build"} <= {r.name for r in extras["dev"]}
+    assert {"grpcio-tools", "build", "ruff", "mypy"} <= {r.name for r in extras["dev"]}
     dev_tools = {"pytest", "hypothesis", "grpcio-tools", "build", "matplotlib", "mpi4py", "mpich"}
     assert not dev_tools & {r.name for r in hard}
 

@@ -189,7 +189,7 @@ def recalibrate_batchnorm(
     done = []
     for j, layer in enumerate(bns):  # pass j sees layers < j already recalibrated: exact
         axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
-        s1 = s2 = 0.0
+        s1 = s2 = np.zeros((), np.float64)  # broadcasts to the channel sums on the first add
         n = 0
         for i in range(0, len(x), batch_size):
             with warnings.catch_warnings():  # a dict-input model called with one array

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -133,9 +135,10 @@ def bench_build(build, threads=(1, 2), rounds: int = 7, log=print) -> dict:
         xc = nhwc_to_chw(x)
         out = np.empty(k.out_shape, np.float32)
         content = tflite_bytes(m)
-        fns, names = [], []
+        fns: list[Callable[[], object]] = []
+        names: list[str] = []
         for t in threads:
-            fns.append(lambda t=t: k(xc, t, out))
+            fns.append(partial(k, xc, t, out))
             names.append(f"ours_{t}t")
         for t in threads:
             r = TFLiteRunner(None, t, content)
@@ -170,7 +173,7 @@ def bench_build(build, threads=(1, 2), rounds: int = 7, log=print) -> dict:
         fns, names = [], []
         for t in threads:
             build.run(x, t, stock="tflite")  # builds the stock layers' interpreters
-            fns.append(lambda t=t: build.run(x, t, stock="tflite"))
+            fns.append(partial(build.run, x, t, stock="tflite"))
             names.append(f"ours_{t}t")
         for t in threads:
             r = TFLiteRunner(None, t, content)

@@ -144,8 +144,7 @@ def encode(kernel_hwio: np.ndarray, bias: np.ndarray | None, library: PatternLib
     offset = [0]
     index, pattern, weights = [], [], []
     for f in reorder:
-        chans = np.flatnonzero(pid[f] >= 0)
-        chans = sorted(chans, key=lambda c: (pid[f, c], c))
+        chans = sorted(np.flatnonzero(pid[f] >= 0), key=lambda c: (pid[f, c], c))
         for c in chans:
             index.append(c)
             pattern.append(pid[f, c])

@@ -130,12 +130,12 @@ def analyse_layer(layer, max_patterns: int = 8) -> LayerVerdict:
         return v
     v.qualifies = True
     v.library = lib
-    v.input_shape = tuple(int(d) for d in shape[1:])
+    h, w, c = (int(d) for d in shape[1:])
+    v.input_shape = (h, w, c)
     v.stride = st[0]
     v.padding = layer.padding
     pad = _producer(layer)
     if layer.padding == "valid" and st[0] == 1 and pad is not None and _absorbable_pad(pad):
-        h, w, c = v.input_shape
         v.input_shape = (h - 2, w - 2, c)
         v.padding = "same"
         v.absorbs = pad.name

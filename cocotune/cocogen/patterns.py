@@ -219,7 +219,7 @@ def infer_library(
             f"{int((counts > TAPS_PER_PATTERN).sum())} of {len(nz)} non-zero kernels have more than "
             f"{TAPS_PER_PATTERN} non-zero taps (e.g. one with {int(counts[i])}); not pattern-pruned"
         )
-    supports = {tuple(np.flatnonzero(r)) for r in np.unique(nz, axis=0)}
+    supports = {tuple(int(t) for t in np.flatnonzero(r)) for r in np.unique(nz, axis=0)}
     full = sorted(s for s in supports if len(s) == TAPS_PER_PATTERN)
     pats = list(full)
     for s in sorted(supports - set(full), key=lambda s: (-len(s), s)):

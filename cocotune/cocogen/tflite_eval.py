@@ -11,6 +11,7 @@ back-to-back invokes on one image; on a shared machine the figures are noisy, th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def evaluate_build(
             raise CocogenError(
                 f"'{build_dir}' has no {f} (not a build directory of 'cocotune cocogen compile')"
             )
-    res = {
+    res: dict[str, Any] = {
         "tflite_bytes": tfl.stat().st_size,
         "keras_bytes": (
             (b / "model.keras").stat().st_size if (b / "model.keras").is_file() else None

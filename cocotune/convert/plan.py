@@ -15,7 +15,7 @@ from cocotune.convert.layout import Layout
 from cocotune.convert.registry import EMITTERS, check_convertible
 from cocotune.ir.catalogue import CATALOGUE, field_value
 from cocotune.ir.names import NameTable
-from cocotune.ir.net import Blob, Net
+from cocotune.ir.net import Blob, Layer, Net
 
 
 @dataclass
@@ -69,9 +69,11 @@ def prunable_layers_of(net: Net) -> dict[str, int]:
     }
 
 
-def _num_output(layer) -> int:
+def _num_output(layer: Layer) -> int:
     """The filter count pruning rewrites, from the type's catalogue entry."""
-    return field_value(layer.param, CATALOGUE[layer.type].pruning.filters)
+    filters = CATALOGUE[layer.type].pruning.filters
+    assert filters is not None, f"{layer.type} is prunable: its entry names its filter count"
+    return field_value(layer.param, filters)
 
 
 def plan_net(net: Net) -> NetPlan:

@@ -52,3 +52,5 @@ def fork_of(message: str, field: str) -> str | None:
 
 class ForkFieldError(UnsupportedLayerError):
     """A field only a Caffe fork defines: not a typo, but cocotune cannot honour it."""
+
+    field_name: str  # the fork field (set by cocotune.frontend.to_proto)

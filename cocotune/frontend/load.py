@@ -9,16 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from cocotune._proto import caffe_pb2
-from cocotune.errors import CocotuneError, InputFileError, read_text_source
+from cocotune._proto.caffe_pb2 import NetParameter, SolverParameter
+from cocotune.errors import CocotuneError, InputFileError, Position, read_text_source
 from cocotune.frontend.parser import parse_text
 from cocotune.frontend.problems import check_net, check_records, raise_problems
 from cocotune.frontend.source import Source
-from cocotune.frontend.to_proto import ParsedNet, build_net_parameter, fill_message_from_text
+from cocotune.frontend.to_proto import (
+    ParsedNet,
+    PositionTree,
+    build_net_parameter,
+    fill_message_from_text,
+)
 from cocotune.frontend.upgrade import LayerRecord, collect_layers, filter_phase
 from cocotune.ir.net import Layer, Net, Shape, build_net
 from cocotune.ir.shapes import LAYER_RULES, infer_shapes
 
 PHASES = {"TRAIN": caffe_pb2.TRAIN, "TEST": caffe_pb2.TEST}
+
+#: What :func:`parse_net_text` returns: the net as written, the layer records kept for the
+#: phase, module name -> position, and the records the phase rules removed.
+ParsedLayers = tuple[NetParameter, list[LayerRecord], dict[str, Position], list[LayerRecord]]
 
 
 def read_source(path: str | Path, what: str = "prototxt") -> Source:
@@ -27,7 +37,7 @@ def read_source(path: str | Path, what: str = "prototxt") -> Source:
 
 def parse_net_text(
     source: Source, phase: str = "TEST", stages: list[str] | None = None
-) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
+) -> ParsedLayers:
     """Parse and upgrade a net; raise every problem that blocks ``phase`` at once.
 
     Returns the NetParameter as written, the layer records kept for ``phase`` (and
@@ -36,13 +46,13 @@ def parse_net_text(
     ``source.notes``.
     """
     items = parse_text(source)  # a syntax error stops here: nothing after it can be trusted
-    parsed = build_net_parameter(source, items, caffe_pb2.NetParameter)
+    parsed = build_net_parameter(source, items, NetParameter)
     return upgrade_and_filter(source, parsed, phase, stages)
 
 
 def upgrade_and_filter(
     source: Source, parsed: ParsedNet, phase: str, stages: list[str] | None = None
-) -> tuple[object, list[LayerRecord], dict, list[LayerRecord]]:
+) -> ParsedLayers:
     """The steps of :func:`parse_net_text` after the text is read into ``parsed``.
 
     Separate so that a net written inside another message (a solver's ``net_param``) goes
@@ -50,7 +60,7 @@ def upgrade_and_filter(
     """
     net_level = parsed.positions.all_problems(skip=("layer", "layers"))
     try:
-        records = collect_layers(parsed, source, caffe_pb2)
+        records = collect_layers(parsed, source)
         state = caffe_pb2.NetState()
         state.CopyFrom(parsed.net.state)
         state.phase = PHASES[phase]
@@ -88,7 +98,7 @@ def load_net(
 
 def net_from_records(
     source: Source,
-    parsed: tuple[object, list[LayerRecord], dict, list[LayerRecord]],
+    parsed: ParsedLayers,
     phase: str,
     input_shapes: dict[str, Shape] | None = None,
     infer: bool = True,
@@ -124,16 +134,14 @@ def _mark_fork_extensions(net: Net) -> None:
             layer.fork = "ceil_mode (DenseNet/ResNeXt Caffe forks)"
 
 
-def load_solver(path: str | Path):
+def load_solver(path: str | Path) -> SolverParameter:
     """Parse a solver prototxt into a caffe_pb2.SolverParameter (every schema error at once)."""
     return read_solver(read_source(path, "solver prototxt"))[0]
 
 
-def read_solver(source: Source):
+def read_solver(source: Source) -> tuple[SolverParameter, PositionTree]:
     """A solver's SolverParameter and the positions of its fields (for nets written inline)."""
-    msg, tree = fill_message_from_text(
-        source, parse_text(source), caffe_pb2.SolverParameter, "solver"
-    )
+    msg, tree = fill_message_from_text(source, parse_text(source), SolverParameter, "solver")
     raise_problems(tree.all_problems())
     return msg, tree
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -93,6 +94,22 @@ def unescape(body: str) -> str:
     return "".join(out)
 
 
+if TYPE_CHECKING:
+
+    class _Tok(Token):
+        """A token from lark's lexer: lark types the position optional, the lexer always sets it.
+
+        (For the type checker only: the transformer below runs once per token of a file, so
+        it reads the position directly instead of checking it.)
+        """
+
+        line: int
+        column: int
+
+else:
+    _Tok = Token
+
+
 @v_args(inline=True)
 class _ToText(Transformer):
     """Lark tree → Text* dataclasses. Methods are named after the grammar's rules."""
@@ -100,37 +117,37 @@ class _ToText(Transformer):
     def start(self, *items):
         return list(items)
 
-    def name(self, tok: Token) -> Token:
+    def name(self, tok: _Tok) -> _Tok:
         return tok
 
-    def string(self, *toks: Token) -> TextScalar:
+    def string(self, *toks: _Tok) -> TextScalar:
         text = "".join(unescape(t[1:-1]) for t in toks)
         return TextScalar("string", text, toks[0].line, toks[0].column)
 
-    def number(self, tok: Token) -> TextScalar:
+    def number(self, tok: _Tok) -> TextScalar:
         return TextScalar("number", str(tok), tok.line, tok.column)
 
-    def identifier(self, tok: Token) -> TextScalar:
+    def identifier(self, tok: _Tok) -> TextScalar:
         return TextScalar("identifier", str(tok), tok.line, tok.column)
 
-    def negative_identifier(self, minus: Token, ident: TextScalar) -> TextScalar:
+    def negative_identifier(self, minus: _Tok, ident: TextScalar) -> TextScalar:
         return TextScalar("number", "-" + ident.value, minus.line, minus.column)
 
     def message(self, *fields: TextField) -> TextMessage:
         # Position of a message is filled in by the field that holds it.
         return TextMessage(list(fields), 0, 0)
 
-    def scalar_field(self, name: Token, value: TextScalar) -> TextField:
+    def scalar_field(self, name: _Tok, value: TextScalar) -> TextField:
         return TextField(str(name), name.line, name.column, value)
 
-    def message_field(self, name: Token, value: TextMessage) -> TextField:
+    def message_field(self, name: _Tok, value: TextMessage) -> TextField:
         value.line, value.col = name.line, name.column
         return TextField(str(name), name.line, name.column, value)
 
-    def list_field(self, name: Token, *values: TextScalar | None) -> TextField:
+    def list_field(self, name: _Tok, *values: TextScalar | None) -> TextField:
         return TextField(str(name), name.line, name.column, [v for v in values if v is not None])
 
-    def module(self, keyword: Token, *fields: TextField) -> TextModule:
+    def module(self, keyword: _Tok, *fields: TextField) -> TextModule:
         return TextModule(keyword.line, keyword.column, list(fields))
 
 
@@ -153,7 +170,8 @@ def parse_text(source: Source) -> list[TextField | TextModule]:
         PrototxtSyntaxError: with the position of the first syntax error.
     """
     try:
-        return _lark().parse(source.text)
+        # The transformer runs inside the parser, so parse() returns what start() builds.
+        return cast("list[TextField | TextModule]", _lark().parse(source.text))
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
 
@@ -176,7 +194,8 @@ def _describe_expected(expected: set[str]) -> str:
 def _syntax_error(source: Source, exc: UnexpectedInput) -> PrototxtSyntaxError:
     line, col = getattr(exc, "line", 0) or 0, getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedCharacters):
-        ch = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+        at = exc.pos_in_stream
+        ch = source.text[at] if at is not None and at < len(source.text) else ""
         if ch in "\"'":
             return source.error(
                 PrototxtSyntaxError,

@@ -14,6 +14,7 @@ errors anyway). A typo is a typo anywhere: Caffe itself rejects the whole file.
 from __future__ import annotations
 
 import difflib
+from typing import TypeVar
 
 from cocotune.errors import CocotuneError, ErrorGroup, UnsupportedLayerError
 from cocotune.frontend.forks import ForkFieldError
@@ -24,8 +25,10 @@ from cocotune.ir.shapes import KNOWN_UNSUPPORTED, LAYER_RULES
 # An ErrorGroup longer than this is cut (a file of another kind gives one error per line).
 MAX_SHOWN = 100
 
+E = TypeVar("E", bound=CocotuneError)
 
-def _with_prefix(exc: CocotuneError, prefix: str, suffix: str = "") -> CocotuneError:
+
+def _with_prefix(exc: E, prefix: str, suffix: str = "") -> E:
     """The same error (class, place, caret, notes, tags) with the layer named in front."""
     new = type(exc)(prefix + exc.message + suffix, exc.position, exc.source_line, exc.notes)
     for key in ("unsupported_type", "layer_label", "field_name", "outside"):
@@ -40,7 +43,7 @@ def layer_label(rec: LayerRecord) -> str:
     return f"a {rec.param.type} layer" if rec.param.type else "a layer"
 
 
-def unsupported_type(source: Source, rec: LayerRecord) -> CocotuneError | None:
+def unsupported_type(source: Source, rec: LayerRecord) -> UnsupportedLayerError | None:
     """The error for a layer whose type has no shape rule (None when the type is supported)."""
     layer = rec.param
     if not layer.type or layer.type in LAYER_RULES:
@@ -90,7 +93,8 @@ def _sort_key(exc: CocotuneError) -> tuple:
 
 def _group_by_type(errors: list[CocotuneError]) -> list[CocotuneError]:
     """One entry per unsupported type: its first layer with a caret, the others in a note."""
-    others: dict[tuple, list[CocotuneError]] = {}
+    # Only errors tagged with an unsupported type (UnsupportedLayerError) have a key.
+    others: dict[tuple | None, list[UnsupportedLayerError]] = {}
     firsts: list[CocotuneError] = []
 
     def key(exc: CocotuneError) -> tuple | None:
@@ -100,7 +104,7 @@ def _group_by_type(errors: list[CocotuneError]) -> list[CocotuneError]:
 
     for exc in errors:
         kind = key(exc)
-        if kind is None:
+        if kind is None or not isinstance(exc, UnsupportedLayerError):
             firsts.append(exc)
         elif kind not in others:
             others[kind] = []
@@ -117,7 +121,7 @@ def _group_by_type(errors: list[CocotuneError]) -> list[CocotuneError]:
                 for o in rest
             )
             exc = _with_prefix(exc, "")
-            exc.notes.append(f"{len(rest)} more '{exc.unsupported_type}' layer(s): {names}")
+            exc.notes.append(f"{len(rest)} more '{rest[0].unsupported_type}' layer(s): {names}")
         out.append(exc)
     return out
 
@@ -172,12 +176,12 @@ def check_net(
         if id(exc) not in seen:
             seen.add(id(exc))
             blocking.append(exc)
-    outside: list[CocotuneError] = []
+    outside: list[UnsupportedLayerError] = []
     for rec in kept:
         blocking.extend(_layer_problems(rec, seen))
-        exc = unsupported_type(source, rec)
-        if exc is not None:
-            blocking.append(exc)
+        unsupported = unsupported_type(source, rec)
+        if unsupported is not None:
+            blocking.append(unsupported)
     suffix = f" [this layer is not in the {phase} phase]"
     for rec in excluded:
         for exc in _layer_problems(rec, seen):
@@ -186,12 +190,12 @@ def check_net(
                 outside[-1].outside = True
             else:
                 blocking.append(exc)
-        exc = unsupported_type(source, rec)
-        if exc is not None:
-            outside.append(_with_prefix(exc, "", suffix))
+        unsupported = unsupported_type(source, rec)
+        if unsupported is not None:
+            outside.append(_with_prefix(unsupported, "", suffix))
             outside[-1].outside = True
     if blocking:
-        raise_problems(blocking + outside)
+        raise_problems([*blocking, *outside])
     outside.sort(key=_sort_key)
     return [f"{e.position}: {e.message}" if e.position else e.message for e in outside]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cocotune._proto import caffe_pb2
+from cocotune._proto.caffe_pb2 import NetParameter, SolverParameter
 from cocotune.errors import CocotuneError, SchemaError
 from cocotune.frontend.parser import TextField, TextMessage, parse_text
 from cocotune.frontend.problems import raise_problems
@@ -114,7 +115,7 @@ def _value(f: TextField) -> object:
     if isinstance(f.value, TextMessage):
         return "{ ... }"
     values = f.value if isinstance(f.value, list) else [f.value]
-    out = []
+    out: list[object] = []
     for v in values:
         if v.kind == "number":
             as_int = parse_int(v.value)
@@ -126,7 +127,7 @@ def _value(f: TextField) -> object:
     return out if isinstance(f.value, list) else out[0]
 
 
-def _caffe_rules(source: Source, param, tree: PositionTree) -> None:
+def _caffe_rules(source: Source, param: SolverParameter, tree: PositionTree) -> None:
     """What Caffe's Solver refuses although the schema allows it (all reported at once)."""
     problems: list[CocotuneError] = []
 
@@ -169,14 +170,14 @@ def _caffe_rules(source: Source, param, tree: PositionTree) -> None:
 _SOLVER_TYPE_NAMES = {t.upper(): t for t in SOLVER_TYPES}
 
 
-def _solver_type(param) -> str:
+def _solver_type(param: SolverParameter) -> str:
     """The solver's type, from 'type' or the deprecated enum 'solver_type' (as Caffe upgrades)."""
     if param.HasField("solver_type"):
-        return _SOLVER_TYPE_NAMES[caffe_pb2.SolverParameter.SolverType.Name(param.solver_type)]
+        return _SOLVER_TYPE_NAMES[SolverParameter.SolverType.Name(param.solver_type)]
     return param.type
 
 
-def _summary(param) -> str:
+def _summary(param: SolverParameter) -> str:
     policy = param.lr_policy
     extra = {
         "step": f"gamma {param.gamma:g} every {param.stepsize}",
@@ -214,10 +215,12 @@ def resolve_net_path(written: str, solver_path: Path, cwd: Path) -> tuple[list[P
     return unique, found
 
 
-def _net_requests(param, input_stages: list[str]) -> list[tuple[str, str, list[str], object]]:
+def _net_requests(
+    param: SolverParameter, input_stages: list[str]
+) -> list[tuple[str, str, list[str], str | NetParameter]]:
     """(role, phase, stages, path-or-inline) for every net the solver makes Caffe build."""
     train_stages = list(param.train_state.stage) + input_stages
-    out = []
+    out: list[tuple[str, str, list[str], str | NetParameter]] = []
     for role in ("net", "train_net", "net_param", "train_net_param"):
         if param.HasField(role):
             out.append((role, "TRAIN", train_stages, getattr(param, role)))
@@ -254,7 +257,7 @@ def check_solver(
     from cocotune.frontend.load import load_net, net_from_records, upgrade_and_filter
 
     items = parse_text(source)
-    param, tree = fill_message_from_text(source, items, caffe_pb2.SolverParameter, "solver")
+    param, tree = fill_message_from_text(source, items, SolverParameter, "solver")
     raise_problems(tree.all_problems())
     _caffe_rules(source, param, tree)
     settings = [(f.name, _value(f), _shown(f), f.line) for f in items if isinstance(f, TextField)]
@@ -322,6 +325,7 @@ def render_text(result: SolverCheck) -> tuple[str, str]:
             out.append("  the net has errors (see stderr)")
             err.append(n.error.render())
         else:
+            assert n.net is not None, "a net that was found is either loaded or has an error"
             out.append(render_table(net_summary(n.net)).rstrip("\n"))
             err.extend(f"note: {note}" for note in n.net.notes)
     return "\n".join(out) + "\n", "\n".join(err)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from cocotune.errors import CocotuneError, Position
+
+E = TypeVar("E", bound=CocotuneError)
 
 
 @dataclass
@@ -29,18 +32,18 @@ class Source:
 
     def error(
         self,
-        cls: type[CocotuneError],
+        cls: type[E],
         message: str,
         line: int,
         col: int = 0,
         notes: list[str] | None = None,
-    ) -> CocotuneError:
+    ) -> E:
         """Build (not raise) an error of class ``cls`` pointing at ``line:col``."""
         return cls(message, self.position(line, col), self.line_text(line), notes)
 
     def error_at(
-        self, cls: type[CocotuneError], message: str, pos: Position | None, notes=None
-    ) -> CocotuneError:
+        self, cls: type[E], message: str, pos: Position | None, notes: list[str] | None = None
+    ) -> E:
         if pos is None:
             return cls(message, None, None, notes)
         return cls(message, pos, self.line_text(pos.line), notes)

@@ -11,13 +11,20 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 from cocotune.errors import CocotuneError, Position, PrototxtSyntaxError, SchemaError
 from cocotune.frontend.forks import ForkFieldError, fork_of
 from cocotune.frontend.parser import TextField, TextMessage, TextModule, TextScalar
 from cocotune.frontend.source import Source
+
+if TYPE_CHECKING:
+    from cocotune._proto.caffe_pb2 import NetParameter
+
+M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -117,8 +124,14 @@ def _type_word(fd: FieldDescriptor) -> str:
     if fd.type in _FLOAT_TYPES:
         return "a number"
     if fd.type == FieldDescriptor.TYPE_ENUM:
-        return f"one of {', '.join(v.name for v in fd.enum_type.values)}"
+        return f"one of {', '.join(v.name for v in _enum_of(fd).values)}"
     return _TYPE_WORDS[fd.type]
+
+
+def _enum_of(fd: FieldDescriptor) -> EnumDescriptor:
+    """The enum type of an enum field (the descriptor's attribute is None for other types)."""
+    assert fd.enum_type is not None, f"{fd.full_name} is not an enum field"
+    return fd.enum_type
 
 
 def parse_int(text: str) -> int | None:
@@ -175,10 +188,11 @@ class MessageFiller:
     def _err(self, cls, message: str, line: int, col: int, notes=None):
         return self.source.error(cls, message, line, col, notes)
 
-    def fill(self, msg, fields: list[TextField], where: str) -> PositionTree:
+    def fill(self, msg: Message, fields: list[TextField], where: str) -> PositionTree:
         """Set ``fields`` on ``msg``; ``where`` names the message in errors (e.g. 'layer')."""
         tree = PositionTree()
-        desc: Descriptor = msg.DESCRIPTOR
+        # protobuf's stubs type DESCRIPTOR as the pure-Python or the upb class (one API).
+        desc = cast(Descriptor, msg.DESCRIPTOR)
         first_seen: dict[str, TextField] = {}
         for f in fields:
             try:
@@ -187,8 +201,8 @@ class MessageFiller:
                 tree.problems.append(exc)
         return tree
 
-    def _fill_field(self, msg, desc: Descriptor, f: TextField, where: str, tree: PositionTree,
-                    first_seen: dict[str, TextField]) -> None:  # fmt: skip
+    def _fill_field(self, msg: Message, desc: Descriptor, f: TextField, where: str,
+                    tree: PositionTree, first_seen: dict[str, TextField]) -> None:  # fmt: skip
         fd = desc.fields_by_name.get(f.name)
         if fd is None:
             fork = fork_of(desc.name, f.name)
@@ -227,7 +241,9 @@ class MessageFiller:
         for value in values:
             tree.record(f.name, self._set(msg, fd, f, value, repeated))
 
-    def _set(self, msg, fd: FieldDescriptor, f: TextField, value, repeated: bool) -> FieldPosition:
+    def _set(
+        self, msg: Message, fd: FieldDescriptor, f: TextField, value, repeated: bool
+    ) -> FieldPosition:
         name_pos = self._pos(f.line, f.col)
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
             if not isinstance(value, TextMessage):
@@ -282,10 +298,10 @@ class MessageFiller:
                 raise bad(f" (out of range {lo}..{hi})")
             return num
         if t in _FLOAT_TYPES:
-            num = parse_float(value.value)
-            if num is None:
+            real = parse_float(value.value)
+            if real is None:
                 raise bad()
-            return num
+            return real
         if t == FieldDescriptor.TYPE_BOOL:
             word = value.value
             if word in ("true", "True", "t", "1"):
@@ -294,7 +310,7 @@ class MessageFiller:
                 return False
             raise bad()
         if t == FieldDescriptor.TYPE_ENUM:
-            enum = fd.enum_type
+            enum = _enum_of(fd)
             if value.kind == "identifier":
                 ev = enum.values_by_name.get(value.value)
                 if ev is not None:
@@ -326,12 +342,14 @@ class MessageFiller:
 class ParsedNet:
     """The NetParameter as written (before upgrades), with positions and modules."""
 
-    net: object  # caffe_pb2.NetParameter
+    net: NetParameter
     positions: PositionTree
     modules: list[ParsedModule]
 
 
-def build_net_parameter(source: Source, items: list, net_cls) -> ParsedNet:
+def build_net_parameter(
+    source: Source, items: list[TextField | TextModule], net_cls: type[NetParameter]
+) -> ParsedNet:
     """Fill a NetParameter from the parsed document, expanding ``module`` blocks in place.
 
     Layers inside a module are appended to ``net.layer`` in document order, so the network
@@ -423,8 +441,11 @@ def _read_module(source: Source, item: TextModule, seen: dict[str, ParsedModule]
     return mod
 
 
-def fill_message_from_text(source: Source, items: list, msg_cls, where: str):
+def fill_message_from_text(
+    source: Source, items: list[TextField | TextModule], msg_cls: type[M], where: str
+) -> tuple[M, PositionTree]:
     """Fill any top-level message (e.g. SolverParameter) from a parsed document."""
+    fields: list[TextField] = []
     for item in items:
         if isinstance(item, TextModule):
             raise source.error(
@@ -433,6 +454,7 @@ def fill_message_from_text(source: Source, items: list, msg_cls, where: str):
                 item.line,
                 item.col,
             )
+        fields.append(item)
     msg = msg_cls()
-    tree = MessageFiller(source).fill(msg, items, where)
+    tree = MessageFiller(source).fill(msg, fields, where)
     return msg, tree

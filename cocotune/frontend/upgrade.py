@@ -11,7 +11,19 @@ point at the text the user wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from cocotune._proto.caffe_pb2 import (
+    ConvolutionParameter,
+    InnerProductParameter,
+    LayerParameter,
+    NetParameter,
+    NetState,
+    NetStateRule,
+    ParamSpec,
+    PoolingParameter,
+    V1LayerParameter,
+)
 from cocotune.errors import NetError, SchemaError
 from cocotune.frontend.source import Source
 from cocotune.frontend.to_proto import ParsedNet, PositionTree
@@ -49,12 +61,12 @@ V0_TYPE_NAMES: dict[str, str] = {
 class LayerRecord:
     """One layer on its way through the upgrades: message, positions, module."""
 
-    param: object  # caffe_pb2.LayerParameter
+    param: LayerParameter
     positions: PositionTree
     module: str | None
 
 
-def collect_layers(parsed: ParsedNet, source: Source, pb2) -> list[LayerRecord]:
+def collect_layers(parsed: ParsedNet, source: Source) -> list[LayerRecord]:
     """All layers of the net as new-style LayerParameters, with inputs turned into a layer."""
     net = parsed.net
     layer_positions = parsed.positions.fields.get("layer", [])
@@ -76,23 +88,23 @@ def collect_layers(parsed: ParsedNet, source: Source, pb2) -> list[LayerRecord]:
     ]
     for i, v1 in enumerate(net.layers):
         tree = v1_positions[i].children or PositionTree()
-        records.append(LayerRecord(upgrade_v1_layer(v1, tree, source, pb2), tree, None))
-    input_layer = upgrade_net_input(net, parsed.positions, source, pb2)
+        records.append(LayerRecord(upgrade_v1_layer(v1, tree, source), tree, None))
+    input_layer = upgrade_net_input(net, parsed.positions, source)
     if input_layer is not None:
         records.insert(0, input_layer)
     return records
 
 
-def upgrade_v1_layer(v1, tree: PositionTree, source: Source, pb2):
+def upgrade_v1_layer(v1: V1LayerParameter, tree: PositionTree, source: Source) -> LayerParameter:
     """One V1LayerParameter (or V0 wrapped in it) → LayerParameter."""
     if v1.HasField("layer"):
-        return _upgrade_v0_layer(v1, tree, source, pb2)
-    layer = pb2.LayerParameter()
+        return _upgrade_v0_layer(v1, tree, source)
+    layer = LayerParameter()
     layer.name = v1.name
     layer.bottom.extend(v1.bottom)
     layer.top.extend(v1.top)
     if v1.HasField("type"):
-        type_name = pb2.V1LayerParameter.LayerType.Name(v1.type)
+        type_name = V1LayerParameter.LayerType.Name(v1.type)
         if type_name not in V1_TYPE_NAMES:
             raise source.error_at(
                 SchemaError,
@@ -114,7 +126,8 @@ def upgrade_v1_layer(v1, tree: PositionTree, source: Source, pb2):
         if i < len(v1.weight_decay):
             spec.decay_mult = v1.weight_decay[i]
         if i < len(v1.blob_share_mode):
-            spec.share_mode = v1.blob_share_mode[i]
+            # The same numbers in both enums: Caffe's upgrade_proto.cpp casts them too.
+            spec.share_mode = cast("ParamSpec.DimCheckMode", v1.blob_share_mode[i])
     target = layer.DESCRIPTOR.fields_by_name
     for fd, value in v1.ListFields():
         if fd.name.endswith("_param") and fd.name in target:
@@ -122,10 +135,10 @@ def upgrade_v1_layer(v1, tree: PositionTree, source: Source, pb2):
     return layer
 
 
-def _upgrade_v0_layer(v1, tree: PositionTree, source: Source, pb2):
+def _upgrade_v0_layer(v1: V1LayerParameter, tree: PositionTree, source: Source) -> LayerParameter:
     """The oldest format: parameters flat inside ``layer``; mapped as Caffe's UpgradeV0Net."""
     v0 = v1.layer
-    layer = pb2.LayerParameter()
+    layer = LayerParameter()
     layer.name = v0.name or v1.name
     layer.bottom.extend(v1.bottom)
     layer.top.extend(v1.top)
@@ -144,7 +157,9 @@ def _upgrade_v0_layer(v1, tree: PositionTree, source: Source, pb2):
             spec.decay_mult = v0.weight_decay[i]
     has = v0.HasField
     if kind in ("Convolution", "InnerProduct"):
-        p = layer.convolution_param if kind == "Convolution" else layer.inner_product_param
+        p: ConvolutionParameter | InnerProductParameter = (
+            layer.convolution_param if kind == "Convolution" else layer.inner_product_param
+        )
         if has("num_output"):
             p.num_output = v0.num_output
         if has("biasterm"):
@@ -154,24 +169,25 @@ def _upgrade_v0_layer(v1, tree: PositionTree, source: Source, pb2):
         if has("bias_filler"):
             p.bias_filler.CopyFrom(v0.bias_filler)
         if kind == "Convolution":
+            conv = layer.convolution_param
             if has("kernelsize"):
-                p.kernel_size.append(v0.kernelsize)
+                conv.kernel_size.append(v0.kernelsize)
             if has("pad"):
-                p.pad.append(v0.pad)
+                conv.pad.append(v0.pad)
             if has("stride"):
-                p.stride.append(v0.stride)
+                conv.stride.append(v0.stride)
             if has("group"):
-                p.group = v0.group
+                conv.group = v0.group
     elif kind == "Pooling":
-        p = layer.pooling_param
+        pool = layer.pooling_param
         if has("pool"):
-            p.pool = v0.pool
+            pool.pool = cast("PoolingParameter.PoolMethod", v0.pool)  # same numbers
         if has("kernelsize"):
-            p.kernel_size = v0.kernelsize
+            pool.kernel_size = v0.kernelsize
         if has("pad"):
-            p.pad = v0.pad
+            pool.pad = v0.pad
         if has("stride"):
-            p.stride = v0.stride
+            pool.stride = v0.stride
     elif kind == "Dropout" and has("dropout_ratio"):
         layer.dropout_param.dropout_ratio = v0.dropout_ratio
     elif kind == "LRN":
@@ -184,7 +200,9 @@ def _upgrade_v0_layer(v1, tree: PositionTree, source: Source, pb2):
     return layer
 
 
-def upgrade_net_input(net, positions: PositionTree, source: Source, pb2) -> LayerRecord | None:
+def upgrade_net_input(
+    net: NetParameter, positions: PositionTree, source: Source
+) -> LayerRecord | None:
     """``input: "data"`` + ``input_dim``/``input_shape`` → an Input layer (Caffe's UpgradeNetInput)."""
     if not len(net.input):
         if len(net.input_dim) or len(net.input_shape):
@@ -194,7 +212,7 @@ def upgrade_net_input(net, positions: PositionTree, source: Source, pb2) -> Laye
                 positions.find("input_dim") or positions.find("input_shape"),
             )
         return None
-    layer = pb2.LayerParameter()
+    layer = LayerParameter()
     layer.name = "input"
     layer.type = "Input"
     layer.top.extend(net.input)
@@ -231,7 +249,7 @@ def upgrade_net_input(net, positions: PositionTree, source: Source, pb2) -> Laye
     return LayerRecord(layer, tree, None)
 
 
-def _meets_rule(state, rule) -> bool:
+def _meets_rule(state: NetState, rule: NetStateRule) -> bool:
     """Caffe's Net::StateMeetsRule."""
     if rule.HasField("phase") and rule.phase != state.phase:
         return False
@@ -248,7 +266,10 @@ def _meets_rule(state, rule) -> bool:
 
 
 def filter_phase(
-    records: list[LayerRecord], state, source: Source, excluded: list[LayerRecord] | None = None
+    records: list[LayerRecord],
+    state: NetState,
+    source: Source,
+    excluded: list[LayerRecord] | None = None,
 ) -> list[LayerRecord]:
     """Keep the layers that Caffe's FilterNet keeps for ``state`` (a NetState).
 

@@ -3,8 +3,9 @@
 Why one table: before it, a type such as PReLU was described in a dozen places (a shape rule
 here, a blob list there, a random initialiser, a pruning ``if``...), and adding a type meant
 finding them all. Like TVM's Caffe frontend, which keeps one table of operators, each Caffe
-type is now described once, by one call to :func:`register`, next to its shape rule in
-:mod:`cocotune.ir.shapes`:
+type is now described once, by one call to :func:`register`, next to its shape rule in the
+module of its family in :mod:`cocotune.ir.rules` (types cocotune refuses:
+:mod:`cocotune.ir.unsupported`):
 
 * its shape rule and cost (parameters, MACs), and how many bottoms and tops it takes;
 * the learnable blobs Caffe stores for it, their random initialisation and the field that

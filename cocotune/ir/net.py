@@ -7,14 +7,17 @@ index). The IR keeps Caffe's blob *names* for users, and gives every write its o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cocotune.errors import NetError, Position
 
 if TYPE_CHECKING:  # annotations only: the IR must not import the parser (and Lark) to exist
+    from cocotune._proto.caffe_pb2 import LayerParameter, NetParameter
     from cocotune.frontend.source import Source
     from cocotune.frontend.to_proto import PositionTree
+    from cocotune.frontend.upgrade import LayerRecord
 
 Shape = tuple[int, ...]
 
@@ -32,13 +35,20 @@ class Blob:
     def __repr__(self) -> str:
         return f"Blob({self.name!r}#{self.version}, shape={self.shape})"
 
+    @property
+    def inferred_shape(self) -> Shape:
+        """``shape`` where shape inference has run; a net loaded with ``infer=False`` has none."""
+        if self.shape is None:
+            raise ValueError(f"blob '{self.name}' has no shape: shapes were not inferred")
+        return self.shape
+
 
 @dataclass(eq=False)
 class Layer:
-    """A Caffe layer with its parameters (``param``: caffe_pb2.LayerParameter) and place."""
+    """A Caffe layer with its parameters (``param``) and place."""
 
     index: int
-    param: object
+    param: LayerParameter
     positions: PositionTree
     module: str | None
     inputs: list[Blob] = field(default_factory=list)
@@ -133,7 +143,7 @@ class Net:
         """Blobs no layer reads (Caffe's net outputs), in order of production."""
         return [b for b in self.blobs if not b.consumers and b.producer is not None]
 
-    def to_net_parameter(self):
+    def to_net_parameter(self) -> NetParameter:
         """The (upgraded, phase-filtered) net as a caffe_pb2.NetParameter, rules dropped."""
         from cocotune._proto import caffe_pb2
 
@@ -146,8 +156,9 @@ class Net:
         return out
 
 
-def build_net(name: str, source: Source, records, module_positions: dict[str, Position],
-              phase: str, excluded=()) -> Net:  # fmt: skip
+def build_net(name: str, source: Source, records: Sequence[LayerRecord],
+              module_positions: dict[str, Position], phase: str,
+              excluded: Sequence[LayerRecord] = ()) -> Net:  # fmt: skip
     """Connect layers through their blobs, checking what Caffe's Net::Init checks (and more).
 
     Raises:

@@ -54,10 +54,15 @@ import json
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cocotune.errors import CocotuneError
 from cocotune.runtime.options import base_parser, load_data, run_main, settings_from
+
+if TYPE_CHECKING:  # annotation only, like the functions below import training where used
+    from cocotune.runtime.training_loop import StopRule
 
 METHODS = ("block-trained", "default")
 
@@ -72,7 +77,7 @@ class EvalOptions:
     """
 
     method: str
-    rule: object  # cocotune.runtime.training_loop.StopRule
+    rule: StopRule
     seed: int = 0
     bn_recalibrate: int = 0
     keep_all: bool = False
@@ -132,7 +137,8 @@ def full_accuracy(pkg, data, comm, bn_recalibrate: int = 0) -> dict:
     if comm.is_root:
         key = f"{data.fingerprint()}/bn{bn_recalibrate}/{file_digest([pkg.full_weights_path])}"
         stored = json.loads(path.read_text()) if path.exists() else {}
-        reference = stored.get("reference") if isinstance(stored.get("reference"), dict) else {}
+        found = stored.get("reference")
+        reference = found if isinstance(found, dict) else {}
         value = reference.get(key)
         if not value:
             model = pkg.build("full")
@@ -602,7 +608,7 @@ def _report(
         return 0
     candidate = pkg.runs_dir / winner["model"] if winner.get("model") else None
     if candidate is not None and candidate.exists():
-        atomic_save(best_model, lambda tmp: shutil.copyfile(candidate, tmp))
+        atomic_save(best_model, partial(shutil.copyfile, candidate))
     else:
         candidate = None
     summary = {

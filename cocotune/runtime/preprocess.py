@@ -327,7 +327,7 @@ def _param_from_fields(fields: Mapping[str, Any]) -> caffe_pb2.TransformationPar
         if value is None:
             continue
         if key == "mean_value":
-            values = [value] if np.isscalar(value) else list(value)
+            values: list[Any] = [value] if np.isscalar(value) else list(value)  # float() checks
             param.mean_value.extend(float(v) for v in values)
         else:
             try:

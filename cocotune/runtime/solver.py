@@ -65,12 +65,22 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from cocotune.errors import CocotuneError
+
+if TYPE_CHECKING:
+    # The mixin below calls the Keras optimizer it is combined with through super(); to
+    # mypy its base is that optimizer (untyped: Any), at run time object, as written.
+    from keras.optimizers import Optimizer as _OptimizerMixinBase
+
+    from cocotune._proto.caffe_pb2 import SolverParameter
+else:
+    _OptimizerMixinBase = object
 
 __all__ = [
     "LR_POLICIES",
@@ -178,7 +188,9 @@ class TrainingSettings:
         return f"{self.source}: " if self.source else ""
 
     @classmethod
-    def from_solver(cls, solver: str | Path | object, **overrides: object) -> TrainingSettings:
+    def from_solver(
+        cls, solver: str | Path | SolverParameter, **overrides: Any
+    ) -> TrainingSettings:
         """Read a solver prototxt (path) or a ``caffe_pb2.SolverParameter``.
 
         Fields not set in the solver take Caffe's defaults, as Caffe would. Non-None
@@ -214,7 +226,8 @@ class TrainingSettings:
                 f"{where}the solver does not set lr_policy (Caffe stops at the first "
                 f"iteration without one); use one of {', '.join(LR_POLICIES)}"
             )
-        values = dict(
+        # Any: __post_init__ converts and checks every value, overrides included.
+        values: dict[str, Any] = dict(
             base_lr=_f32(param.base_lr),
             lr_policy=param.lr_policy or "fixed",
             gamma=_f32(param.gamma),
@@ -240,7 +253,7 @@ class TrainingSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_overrides(self, **flags: object) -> TrainingSettings:
+    def with_overrides(self, **flags: Any) -> TrainingSettings:
         """A copy with every non-None flag replacing the field of the same name.
 
         ``None`` means "flag not given, keep the solver's value", so the CLI can pass all its
@@ -520,7 +533,7 @@ class CaffeSchedule(keras.optimizers.schedules.LearningRateSchedule):
 # --------------------------------------------------------------------------------------------
 
 
-class _CaffeRegularization:
+class _CaffeRegularization(_OptimizerMixinBase):
     """Mixin: Caffe's coupled weight decay, added to the gradient just before the update.
 
     Caffe's ``Regularize`` adds ``weight_decay * w`` (L2) or ``weight_decay * sign(w)`` (L1)
@@ -597,7 +610,7 @@ class CaffeRMSprop(_CaffeRegularization, keras.optimizers.RMSprop):
     first updates, rarely-active units). Caffe's RMSProp has no momentum and is not centred.
     """
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, **kwargs: Any) -> None:
         # get_config() of the Keras base carries these; Caffe's rule has neither.
         kwargs.pop("momentum", None)
         kwargs.pop("centered", None)
@@ -640,7 +653,7 @@ def make_optimizer(settings: TrainingSettings) -> keras.optimizers.Optimizer:
     ``weight_decay`` is Caffe's coupled decay, not Keras' ``weight_decay``.
     """
     s = settings
-    common: dict[str, object] = dict(
+    common: dict[str, Any] = dict(
         learning_rate=CaffeSchedule.from_settings(s),
         caffe_weight_decay=s.weight_decay,
         regularization_type=s.regularization_type,

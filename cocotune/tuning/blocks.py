@@ -232,6 +232,7 @@ def select_blocks(
     modules = tuple(modules)
     rows = rate_rows(modules, configs)
     counts = _Occurrences(rows)
+    found: dict[Span, str | None]
     if mode == "module":
         grammar = None
         found = {(i, (rate,)): None for row in rows for i, rate in enumerate(row) if rate != _ZERO}

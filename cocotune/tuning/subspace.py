@@ -299,19 +299,21 @@ class _Reader:
 
     def named_token(self, t: _Token, line_no: int, config: Config, seen: set[str]) -> None:
         """Check one ``module=rate`` token and set its rate in ``config``."""
-        if t.name not in config:
-            close = difflib.get_close_matches(t.name, self.modules, n=1, cutoff=0.6)
+        name = t.name
+        assert name is not None, "named() only gets tokens of the named form"
+        if name not in config:
+            close = difflib.get_close_matches(name, self.modules, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise self.error(
-                f"unknown module '{t.name}'{hint}",
+                f"unknown module '{name}'{hint}",
                 line_no,
                 t.col,
                 notes=[f"the net's modules: {', '.join(self.modules)}"],
             )
-        if t.name in seen:
-            raise self.error(f"module '{t.name}' is given twice on this line", line_no, t.col)
-        seen.add(t.name)
-        config[t.name] = self.rate(t, line_no)
+        if name in seen:
+            raise self.error(f"module '{name}' is given twice on this line", line_no, t.col)
+        seen.add(name)
+        config[name] = self.rate(t, line_no)
 
 
 def parse_subspace_text(path: str, text: str, module_names: Sequence[str]) -> Subspace:
@@ -502,7 +504,7 @@ def sample_subspace(net: Net, n: int, rates: Sequence[float], seed: int = 0) -> 
     candidates = _candidates(choices, rng, n)
     sizes = base + sum(table[j][candidates[:, j]] for j in range(len(choices)))
     if n >= len(candidates) and _total(choices) == len(candidates):
-        picked = np.arange(len(candidates))
+        picked = list(range(len(candidates)))
     else:
         picked = _stratified(sizes, n, rng)
     order = sorted(picked, key=lambda i: (sizes[i], tuple(candidates[i])))
