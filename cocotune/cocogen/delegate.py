@@ -210,7 +210,8 @@ def _native(delegate) -> int | None:
 
 def stats(build_dir: str | Path, delegate=None) -> dict:
     """The delegate's counters: ``prepares``, ``claimed`` (nodes claimed by its last Prepare),
-    ``claimed_total``, ``refused`` (CONV_2D nodes left to the stock runtime), ``abi_failures``,
+    ``claimed_total``, ``refused`` (CONV_2D and FULLY_CONNECTED nodes left to the stock
+    runtime), ``abi_failures``,
     ``kernel_inits`` / ``frees`` / ``prepares``, ``invokes``, ``images``, ``layers`` (invocations
     per compiled layer) and ``last_error``. ``delegate=None``: totals over every delegate of
     the library in this process."""
