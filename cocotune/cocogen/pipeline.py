@@ -328,7 +328,8 @@ def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) 
         src,
         dg.DELEGATE_LIB,
         native=native,
-        extra=["-Wl,-Bsymbolic", "-ldl"],
+        # nodelete: the pointwise nodes' pool threads run code of this library until exit
+        extra=["-Wl,-Bsymbolic", "-Wl,-z,nodelete", "-ldl"],
     )
     for o in dobjs.values():
         o.unlink(missing_ok=True)

@@ -327,6 +327,7 @@ def asan_command() -> tuple[list[str], dict]:
         "no:cacheprovider",
         "--capture=sys",
         __file__,
+        str(Path(__file__).with_name("test_delegate_pointwise.py")),
         "-k",
         "not asan",
     ]
@@ -336,7 +337,8 @@ def asan_command() -> tuple[list[str], dict]:
 @pytest.mark.slow
 @pytest.mark.skipif(ASAN, reason="already the AddressSanitizer run")
 def test_asan_build():
-    """Every test above again, with the kernels and the delegate built with -fsanitize=address."""
+    """Every test above and in test_delegate_pointwise.py again, with the kernels and the
+    delegate built with -fsanitize=address."""
     cmd, env = asan_command()
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     tail = (r.stdout + r.stderr)[-3000:]

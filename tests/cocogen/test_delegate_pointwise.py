@@ -190,3 +190,69 @@ def test_corrupt_pointwise_weights_are_refused(pw_build, tmp_path):
         tf.lite.experimental.load_delegate(
             str(pw_build / dg.DELEGATE_LIB), {"model_dir": str(tmp_path)}
         )
+
+
+def _big_model():
+    """Layers above the delegate's single-thread threshold (2^19 MACs): 2 threads use the
+    pointwise nodes' pool (stride 1 and stride 2, a last filter group 8 wide)."""
+    import keras
+    from keras import layers as L
+
+    from cocotune.cocogen.pointwise import project_pointwise
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((28, 28, 64))
+    x = L.Conv2D(136, 1, activation="relu", name="big1")(inp)
+    x = L.Conv2D(96, 1, strides=2, name="big2s2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    m = keras.Model(inp, L.Dense(10, name="logits")(x))
+    rng = np.random.default_rng(6)
+    for n in ("big1", "big2s2", "logits"):
+        layer = m.get_layer(n)
+        w = layer.get_weights()
+        w[0] = project_pointwise(w[0], 3.6).kernel
+        w[1] = rng.normal(0, 0.1, w[1].shape).astype(np.float32)
+        layer.set_weights(w)
+    return m
+
+
+@pytest.mark.slow
+def test_thread_pool_two_threads_and_two_interpreters(tmp_path):
+    """2 threads through the pool, repeated invokes with new data, batch 2, and two
+    interpreters invoking at once (one of them finds the pool busy and runs on its own
+    thread): always the stock interpreter's outputs."""
+    import threading
+
+    _big_model().save(tmp_path / "src.keras")
+    b = _compile(tmp_path / "src.keras", tmp_path / "build")
+    path = b / dg.TFLITE_FILE
+    d1, d2 = dg.load(b, num_threads=2), dg.load(b, num_threads=2)
+    its = [_interp(path, [d1], 2), _interp(path, [d2], 2)]
+    ref = _interp(path)
+    for i in (its[0], ref):
+        i.resize_tensor_input(i.get_input_details()[0]["index"], [2, 28, 28, 64])
+        i.allocate_tensors()
+    for seed in range(5):
+        x = _inputs(ref, 2, seed)
+        assert rel_err(_run(its[0], x), _run(ref, x)) <= 1e-4
+    ref1 = _interp(path)
+    xs = [_inputs(ref1, 1, 10 + s) for s in range(8)]
+    want = [_run(ref1, x) for x in xs]
+    errors = []
+
+    def worker(it, order):
+        for i in order * 5:
+            if rel_err(_run(it, xs[i]), want[i]) > 1e-4:
+                errors.append(i)
+
+    ts = [threading.Thread(target=worker, args=(its[1], list(range(8))))]
+    ts.append(
+        threading.Thread(target=worker, args=(_interp(path, [d1], 2), list(range(7, -1, -1))))
+    )
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    s = dg.stats(b, d2)
+    assert s["claimed"] == 3 and s["layers"] == {"big1": 40, "big2s2": 40, "logits": 40}
