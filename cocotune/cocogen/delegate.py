@@ -15,7 +15,10 @@ The delegate claims a CONV_2D node only when its filter has the shape and the su
 pattern; FNV-1a 64 of one 0/1 byte per OHWI entry) of a layer the build compiled, every non-zero
 entry is one the kernel reads, and stride, padding, dilation 1 and fused activation (NONE or
 RELU) match; every other node stays with the stock runtime (XNNPACK is applied after user
-delegates, so it takes the rest). Each claimed node is its own partition. The kernel's weights
+delegates, so it takes the rest). Block-pruned 1×1 CONV_2D and FULLY_CONNECTED nodes are
+matched the same way against the build's pointwise layers
+(:mod:`cocotune.cocogen.pointwise_compile`) and run NHWC kernels with no layout conversion.
+Each claimed node is its own partition. The kernel's weights
 are gathered from the node's own filter when the node is initialised: the converter folds
 BatchNorm (and a Caffe Scale) into the filter and bias, which changes the values but not the
 support, and the kernel computes exactly what the converted model stores.
