@@ -256,3 +256,19 @@ def test_thread_pool_two_threads_and_two_interpreters(tmp_path):
     assert errors == []
     s = dg.stats(b, d2)
     assert s["claimed"] == 3 and s["layers"] == {"big1": 40, "big2s2": 40, "logits": 40}
+
+
+@pytest.mark.slow
+def test_compile_command_lists_pointwise_layers(tmp_path, capsys):
+    """`cocotune cocogen compile` (untuned) prints the pointwise kernels and the dense 1x1."""
+    from .test_commands import run
+
+    _model().save(tmp_path / "src.keras")
+    assert run(["cocogen", "compile", str(tmp_path / "src.keras"), "-o", str(tmp_path / "b"),
+                "--no-tune"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    for n in POINTWISE:
+        line = next(l for l in out.splitlines() if l.strip().startswith(f"{n}:"))
+        assert "blocks, PWB" in line and "delegate only" in line
+    assert "dense1x1: stock runtime (100% of its" in out
+    assert "TFLite external delegate for 7 layer(s)" in out
