@@ -41,6 +41,8 @@ model.tflite, in which the converter has folded every BatchNorm; the whole model
 interpreter with vs without the delegate. ``delegate_mac_fraction`` = dense MACs of the claimed
 convolutions and Dense layers / dense MACs of every convolution and Dense layer (the 7×7 stem
 stays with XNNPACK: no generated kernel for it).
+Diagnostics in ``seconds``: ``delegate_interp1_ours2`` (interpreter at 1 thread, our kernels at
+2) and ``delegate_interp2_ours1`` show which side's second thread helps or costs.
 
 Writes ``cocogen.json``, keeping the entries of networks not run this time.
 """
@@ -501,12 +503,20 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         delegates[nt] = dg.load(build, num_threads=nt)
         runners[f"stock_{nt}t"] = TFLiteRunner(None, nt, content)
         runners[f"delegate_{nt}t"] = TFLiteRunner(None, nt, content, [delegates[nt]])
+    # diagnostics: which side's second thread costs or helps (interpreter = XNNPACK's threads)
+    runners["delegate_interp1_ours2"] = TFLiteRunner(
+        None, 1, content, [dg.load(build, num_threads=2)]
+    )
+    runners["delegate_interp2_ours1"] = TFLiteRunner(
+        None, 2, content, [dg.load(build, num_threads=1)]
+    )
     x = rng.standard_normal((1, size, size, 3)).astype(np.float32)
     outs = {key: np.array(r(x)) for key, r in runners.items()}
     ref = outs["stock_1t"]
     err = max(
         float(np.max(np.abs(outs[k] - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
-        for k in ("delegate_1t", "delegate_2t")
+        for k in runners
+        if k.startswith("delegate")
     )
     st = dg.stats(build, delegates[1])
     claimed_layers = [n for n, c in st["layers"].items() if c > 0]
