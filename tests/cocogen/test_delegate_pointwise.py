@@ -272,3 +272,27 @@ def test_compile_command_lists_pointwise_layers(tmp_path, capsys):
         assert "blocks, PWB" in line and "delegate only" in line
     assert "dense1x1: stock runtime (100% of its" in out
     assert "TFLite external delegate for 7 layer(s)" in out
+
+
+@pytest.mark.slow
+def test_model_without_3x3_layers(tmp_path):
+    """Only pointwise layers (an empty 3x3 descriptor table): compiled and claimed."""
+    import keras
+
+    from cocotune.cocogen.pointwise import project_pointwise
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((4, 4, 16))
+    x = keras.layers.Conv2D(32, 1, activation="relu", name="pw")(inp)
+    x = keras.layers.Flatten(name="flat")(x)
+    m = keras.Model(inp, keras.layers.Dense(16, name="fc")(x))
+    for n in ("pw", "fc"):
+        w = m.get_layer(n).get_weights()
+        m.get_layer(n).set_weights([project_pointwise(w[0], 3.6).kernel, w[1] + 0.1])
+    m.save(tmp_path / "src.keras")
+    b = _compile(tmp_path / "src.keras", tmp_path / "build")
+    d = dg.load(b)
+    it, ref = _interp(b / dg.TFLITE_FILE, [d]), _interp(b / dg.TFLITE_FILE)
+    x = _inputs(it, 1)
+    assert rel_err(_run(it, x), _run(ref, x)) <= 1e-4
+    assert dg.stats(b, d)["layers"] == {"pw": 1, "fc": 1}
