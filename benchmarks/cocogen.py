@@ -33,12 +33,16 @@ multi-input model) is compiled with ``cocogen compile`` (tuned at 1 thread; untu
 as above: ``delegate_speedup_{1,2}t = stock / stock+delegate``.
 
 Whole ResNet-50 (``--networks resnet50``): ``keras.applications.ResNet50`` (random weights,
-224×224, batch 1, logits), every 3×3 convolution projected as above and rescaled, BatchNorm
+224×224, batch 1, logits), every 3×3 convolution projected as above and rescaled, every 1×1
+convolution and the classifier block-pruned 1 in 3.6 (:func:`cocotune.cocogen.pointwise.
+project_pointwise`, blocks of 1 input channel × 16 filters, rescaled likewise), BatchNorm
 statistics randomised near the identity; ``cocogen compile`` (untuned: default tiles) writes
 model.tflite, in which the converter has folded every BatchNorm; the whole model in the stock
 interpreter with vs without the delegate. ``delegate_mac_fraction`` = dense MACs of the claimed
-convolutions / dense MACs of every convolution and Dense layer (1×1 convolutions, the 7×7 stem
-and the classifier stay with XNNPACK: no generated kernel for them).
+convolutions and Dense layers / dense MACs of every convolution and Dense layer (the 7×7 stem
+stays with XNNPACK: no generated kernel for it).
+Diagnostics in ``seconds``: ``delegate_interp1_ours2`` (interpreter at 1 thread, our kernels at
+2) and ``delegate_interp2_ours1`` show which side's second thread helps or costs.
 
 Writes ``cocogen.json``, keeping the entries of networks not run this time.
 """
@@ -71,6 +75,7 @@ from cocotune.cocogen.emit_c import render_library
 from cocotune.cocogen.fkw import encode
 from cocotune.cocogen.kernel_spec import KernelSpec, candidate_tiles
 from cocotune.cocogen.patterns import project_layer, select_library
+from cocotune.cocogen.pointwise import pointwise_layers, project_pointwise
 from cocotune.cocogen.runtime import (
     KernelLibrary,
     aligned_empty,
@@ -81,6 +86,7 @@ from cocotune.cocogen.runtime import (
 SHAPES = Path(__file__).resolve().parent / "shapes"
 PATTERNS = 8
 CONNECTIVITY = 3.6
+POINTWISE_RATE = 3.6
 
 
 def read_shapes(name: str, quick: bool) -> list:
@@ -427,7 +433,8 @@ def bench_delegate(name, rows, convs, pruned, is_chain, quick, rounds, log) -> d
 
 
 def _resnet50_model(size: int):
-    """keras.applications.ResNet50 with pruned 3x3 convolutions and randomised BatchNorm."""
+    """keras.applications.ResNet50 with pruned 3x3 convolutions, block-pruned 1x1 convolutions
+    and classifier, and randomised BatchNorm."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -439,6 +446,10 @@ def _resnet50_model(size: int):
     for l in convs:
         k, b = l.get_weights()
         p = project_layer(k, lib, CONNECTIVITY).kernel
+        l.set_weights([p * np.float32(np.sqrt(np.sum(k**2) / np.sum(p**2))), b])
+    for l in pointwise_layers(m):
+        k, b = l.get_weights()
+        p = project_pointwise(k, POINTWISE_RATE).kernel
         l.set_weights([p * np.float32(np.sqrt(np.sum(k**2) / np.sum(p**2))), b])
     rng = np.random.default_rng(0)
     for l in m.layers:
@@ -475,6 +486,7 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
     from cocotune.cocogen.pipeline import compile_model
 
     size = 64 if quick else 224
+    load_before = _loadavg()
     work = Path(tempfile.mkdtemp(prefix="cocogen_resnet50_"))
     t0 = time.time()
     model = _resnet50_model(size)
@@ -491,12 +503,20 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         delegates[nt] = dg.load(build, num_threads=nt)
         runners[f"stock_{nt}t"] = TFLiteRunner(None, nt, content)
         runners[f"delegate_{nt}t"] = TFLiteRunner(None, nt, content, [delegates[nt]])
+    # diagnostics: which side's second thread costs or helps (interpreter = XNNPACK's threads)
+    runners["delegate_interp1_ours2"] = TFLiteRunner(
+        None, 1, content, [dg.load(build, num_threads=2)]
+    )
+    runners["delegate_interp2_ours1"] = TFLiteRunner(
+        None, 2, content, [dg.load(build, num_threads=1)]
+    )
     x = rng.standard_normal((1, size, size, 3)).astype(np.float32)
     outs = {key: np.array(r(x)) for key, r in runners.items()}
     ref = outs["stock_1t"]
     err = max(
         float(np.max(np.abs(outs[k] - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
-        for k in ("delegate_1t", "delegate_2t")
+        for k in runners
+        if k.startswith("delegate")
     )
     st = dg.stats(build, delegates[1])
     claimed_layers = [n for n, c in st["layers"].items() if c > 0]
@@ -506,15 +526,19 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
             time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02),
         )
     )
-    compiled = [r for r in rep["layers"] if r["qualifies"]]
+    compiled = [r for r in rep["layers"] if r["qualifies"] and r.get("kind") is None]
+    pointwise = [r for r in rep["layers"] if r["qualifies"] and r.get("kind") is not None]
     res = {
         "model": f"keras.applications.ResNet50, random weights, {size}x{size}, batch 1, logits; "
-        f"3x3 convs: {PATTERNS} patterns, connectivity {CONNECTIVITY}; BatchNorm folded by "
-        "the converter; cocogen compile untuned",
+        f"3x3 convs: {PATTERNS} patterns, connectivity {CONNECTIVITY}; 1x1 convs and the "
+        f"classifier: blocks of 1 input channel x 16 filters, 1 in {POINTWISE_RATE} kept; "
+        "BatchNorm folded by the converter; cocogen compile untuned",
         "method": "whole model: stock tf.lite.Interpreter (XNNPACK) vs the same interpreter "
         "with libcocogen_delegate.so, same model.tflite, interleaved, min of rounds",
         "seconds": ts,
-        "compiled_layers": len(compiled),
+        "compiled_layers": len(compiled) + len(pointwise),
+        "compiled_3x3_layers": len(compiled),
+        "compiled_pointwise_layers": len(pointwise),
         "claimed_nodes": st["claimed"],
         "claimed_layers_invoked": len(claimed_layers),
         "max_rel_err_vs_tflite": err,
@@ -524,6 +548,10 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         "dense_macs_total": sum(macs.values()),
         "pruned_3x3_mac_reduction": sum(r["macs_dense"] for r in compiled)
         / max(sum(r["macs_pruned"] for r in compiled), 1),
+        "pruned_pointwise_mac_reduction": sum(r["macs_dense"] for r in pointwise)
+        / max(sum(r["macs_pruned"] for r in pointwise), 1),
+        "loadavg_before": load_before,
+        "loadavg_after": _loadavg(),
         "bound_fraction_min": None,  # per-layer bounds: networks.resnet50_3x3
     }
     log(

@@ -255,7 +255,12 @@ def cmd_compile(args) -> int:
         native=not args.portable,
     )
     for row in rep["layers"]:
-        if row["qualifies"]:
+        if row["qualifies"] and row.get("kind") in ("pointwise", "fc"):
+            print(
+                f"{row['name']:>16}: {row['kernel']}  ({row['blocks_kept']}/{row['blocks_total']} "
+                f"blocks, PWB {row['pwb_bytes']} B vs CSR {row['csr_bytes']} B; delegate only)"
+            )
+        elif row["qualifies"]:
             print(
                 f"{row['name']:>16}: {row['kernel']}  ({row['kernels_kept']}/{row['kernels_total']} kernels, "
                 f"FKW {row['fkw_bytes']} B vs CSR {row['csr_bytes']} B)"

@@ -15,7 +15,10 @@ The delegate claims a CONV_2D node only when its filter has the shape and the su
 pattern; FNV-1a 64 of one 0/1 byte per OHWI entry) of a layer the build compiled, every non-zero
 entry is one the kernel reads, and stride, padding, dilation 1 and fused activation (NONE or
 RELU) match; every other node stays with the stock runtime (XNNPACK is applied after user
-delegates, so it takes the rest). Each claimed node is its own partition. The kernel's weights
+delegates, so it takes the rest). Block-pruned 1×1 CONV_2D and FULLY_CONNECTED nodes are
+matched the same way against the build's pointwise layers
+(:mod:`cocotune.cocogen.pointwise_compile`) and run NHWC kernels with no layout conversion.
+Each claimed node is its own partition. The kernel's weights
 are gathered from the node's own filter when the node is initialised: the converter folds
 BatchNorm (and a Caffe Scale) into the filter and bias, which changes the values but not the
 support, and the kernel computes exactly what the converted model stores.
@@ -210,7 +213,8 @@ def _native(delegate) -> int | None:
 
 def stats(build_dir: str | Path, delegate=None) -> dict:
     """The delegate's counters: ``prepares``, ``claimed`` (nodes claimed by its last Prepare),
-    ``claimed_total``, ``refused`` (CONV_2D nodes left to the stock runtime), ``abi_failures``,
+    ``claimed_total``, ``refused`` (CONV_2D and FULLY_CONNECTED nodes left to the stock
+    runtime), ``abi_failures``,
     ``kernel_inits`` / ``frees`` / ``prepares``, ``invokes``, ``images``, ``layers`` (invocations
     per compiled layer) and ``last_error``. ``delegate=None``: totals over every delegate of
     the library in this process."""

@@ -6,13 +6,19 @@ Build directory::
       build.json              the report: every layer, qualifying or not (and why), kernel names,
                               tiles, FKW and CSR bytes, autotuning times
       model.keras             a copy of the compiled model (the stock runtime runs the rest)
-      <layer>.fkw             FKW weights of each qualifying layer
+      <layer>.fkw             FKW weights of each qualifying 3x3 layer
+      <layer>.pwb             PWB weights of each qualifying block-pruned 1x1 / Dense layer
       src/*.c                 generated sources (one file per kernel, kernel_table.c)
       libcocogen_model.so     the kernels, callable through ctypes (cocotune.cocogen.runtime)
       model.tflite            the model converted for stock TensorFlow Lite (float32, batch 1:
                               every tensor static; BatchNorm folded by the converter)
       libcocogen_delegate.so  the same kernels as a TFLite external delegate
-                              (cocotune.cocogen.delegate), with cocogen_weights.bin
+                              (cocotune.cocogen.delegate), with cocogen_weights.bin (3x3) and
+                              cocogen_pw_weights.bin (1x1 / fully connected)
+
+Block-pruned 1×1 convolutions and Dense layers (:mod:`cocotune.cocogen.pointwise_compile`) get
+NHWC pointwise kernels that only the delegate runs (``kind`` "pointwise" / "fc" in
+``build.json``; the ctypes :class:`Build` runs those layers with Keras).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cocotune.cocogen import pointwise_compile as pwc
 from cocotune.cocogen.build import (
     compile_objects,
     isa_tag,
@@ -38,6 +45,7 @@ from cocotune.cocogen.errors import CocogenError, NoQualifyingLayerError
 from cocotune.cocogen.fkw import encode, read_fkw, write_fkw
 from cocotune.cocogen.kernel_spec import KernelSpec, default_tile
 from cocotune.cocogen.model import analyse_model, is_chain
+from cocotune.cocogen.pointwise_storage import encode_pointwise, write_pwb
 from cocotune.cocogen.runtime import (
     KernelLibrary,
     aligned_empty,
@@ -46,7 +54,15 @@ from cocotune.cocogen.runtime import (
     nhwc_to_chw,
 )
 
-__all__ = ["compile_model", "load_model", "Build", "load_build", "LIB_NAME", "REPORT"]
+__all__ = [
+    "compile_model",
+    "load_model",
+    "Build",
+    "load_build",
+    "is_pattern_row",
+    "LIB_NAME",
+    "REPORT",
+]
 
 LIB_NAME = "libcocogen_model.so"
 REPORT = "build.json"
@@ -67,6 +83,11 @@ def load_model(path: str | Path):
         raise CocogenError(
             f"cannot load Keras model '{path}': {str(exc).splitlines()[0]}"
         ) from None
+
+
+def is_pattern_row(row: dict) -> bool:
+    """A ``build.json`` layer row compiled to a 3×3 pattern kernel (not a pointwise one)."""
+    return bool(row["qualifies"]) and row.get("kind", "pattern") == "pattern"
 
 
 def _safe(name: str) -> str:
@@ -92,11 +113,12 @@ def compile_model(
     """
     model = load_model(model_path)
     verdicts = analyse_model(model, max_patterns)
-    good = [v for v in verdicts if v.qualifies]
+    pw_verdicts = pwc.analyse_pointwise(model)
+    good = [v for v in verdicts if v.qualifies] + [v for v in pw_verdicts.values() if v.qualifies]
     if not good:
         raise NoQualifyingLayerError(
-            f"no layer of '{model_path}' can be compiled to a pattern kernel",
-            notes=[f"{v.name} ({v.type}): {v.reason}" for v in verdicts]
+            f"no layer of '{model_path}' can be compiled to a pattern or pointwise kernel",
+            notes=[f"{v.name} ({v.type}): {pw_verdicts.get(v.name, v).reason}" for v in verdicts]
             or ["the model has no layers"],
         )
     out = Path(out_dir)
@@ -123,6 +145,11 @@ def compile_model(
             isa=isa,
         )
         specs.append((v, base.with_tile(default_tile(base))))
+    pw_specs = [
+        (pw_verdicts[v.name], pwc.pointwise_spec(pw_verdicts[v.name], i, native))
+        for i, v in enumerate(verdicts)
+        if v.name in pw_verdicts and pw_verdicts[v.name].qualifies
+    ]
     tuned = {}
     if tune:
         from cocotune.cocogen.autotune import tune as run_tune
@@ -134,7 +161,14 @@ def compile_model(
         for (v, _), r in zip(specs, res):
             tuned[v.name] = r
         specs = [(v, tuned[v.name].best) for v, _ in specs]
+        pw_specs = _tune_pointwise(pw_specs, tuned, threads, native)
     files = render_library([s for _, s in specs], source=Path(model_path).name)
+    if pw_specs:
+        from cocotune.cocogen.emit_pointwise import render_pointwise_library
+
+        files.update(
+            render_pointwise_library([s for _, s in pw_specs], source=Path(model_path).name)
+        )
     src = out / "src"
     if src.exists():
         shutil.rmtree(src)
@@ -142,7 +176,7 @@ def compile_model(
     lib = link_library(list(objs.values()), src, LIB_NAME, native=native)
     delegate_info = None
     if delegate:
-        delegate_info = _build_delegate(model, specs, objs, lib, src, out, native)
+        delegate_info = _build_delegate(model, specs, pw_specs, objs, lib, src, out, native)
     for obj in objs.values():
         obj.unlink(missing_ok=True)
     shutil.move(str(lib), out / LIB_NAME)
@@ -150,7 +184,13 @@ def compile_model(
         shutil.copyfile(model_path, out / "model.keras")
     layers = []
     spec_of = {v.name: s for v, s in specs}
+    pw_spec_of = {v.name: s for v, s in pw_specs}
     for v in verdicts:
+        if v.name in pw_verdicts:
+            layers.append(
+                _pointwise_row(pw_verdicts[v.name], pw_spec_of, delegate_info, tuned, out)
+            )
+            continue
         row = {"name": v.name, "type": v.type, "qualifies": v.qualifies}
         if not v.qualifies:
             row["runtime"] = "stock"
@@ -196,9 +236,60 @@ def compile_model(
     return report
 
 
-def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
-    """``model.tflite``, ``cocogen_weights.bin`` and ``libcocogen_delegate.so`` (the kernel
-    objects already compiled for the ctypes library, plus the delegate's three C layers)."""
+def _tune_pointwise(pw_specs, tuned, threads, native):
+    """Autotune the pointwise kernels (one library, interleaved timing); fills ``tuned``."""
+    if not pw_specs:
+        return pw_specs
+    from cocotune.cocogen.pointwise_runtime import tune_pointwise
+
+    with tempfile.TemporaryDirectory(prefix="cocogen_tune_pw_") as tmp:
+        res = tune_pointwise(
+            [(s, encode_pointwise(v.kernel, v.bias)) for v, s in pw_specs],
+            tmp,
+            nthreads=threads,
+            native=native,
+        )
+    for (v, _), r in zip(pw_specs, res):
+        tuned[v.name] = r
+    return [(v, r.best) for (v, _), r in zip(pw_specs, res)]
+
+
+def _pointwise_row(v, spec_of, delegate_info, tuned, out) -> dict:
+    """The ``build.json`` row of a 1×1 Conv2D / Dense layer."""
+    row = {"name": v.name, "type": v.type, "qualifies": v.qualifies}
+    if not v.qualifies:
+        row["runtime"] = "stock"
+        row["reason"] = v.reason
+        return row
+    s = spec_of[v.name]
+    layer = encode_pointwise(v.kernel, v.bias, s.group)
+    fname = f"{_safe(v.name)}.pwb"
+    write_pwb(layer, out / fname)
+    row.update(
+        runtime="cocogen",
+        kind="fc" if v.fc else "pointwise",
+        kernel=s.name,
+        spec=s.to_json(),
+        pwb=fname,
+        fused_relu=v.relu,
+        blocks_kept=layer.n_blocks,
+        blocks_total=s.cin * s.n_groups,
+        pwb_bytes=layer.nbytes,
+        csr_bytes=layer.csr_nbytes,
+        macs_dense=s.macs_dense,
+        macs_pruned=layer.macs_per_pixel * s.n_pixels,
+    )
+    if delegate_info is not None:
+        row["support_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
+    if v.name in tuned:
+        row["tuning_seconds"] = tuned[v.name].times
+    return row
+
+
+def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) -> dict:
+    """``model.tflite``, ``cocogen_weights.bin``, ``cocogen_pw_weights.bin`` and
+    ``libcocogen_delegate.so`` (the kernel objects already compiled for the ctypes library, plus
+    the delegate's C layers)."""
     import ctypes
 
     from cocotune.cocogen import delegate as dg
@@ -225,20 +316,26 @@ def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
                 "n_reorder": data.reorder.size,
             }
         )
-    build_id = "-".join(f"{r['hash']:016x}" for r in rows)[:200]
+    pw_rows = [pwc.delegate_row(v, s, klib) for v, s in pw_specs]
+    build_id = "-".join(f"{r['hash']:016x}" for r in rows + pw_rows)[:200]
     dfiles = render_delegate(rows, build_id, dg.ACCEPTED_RUNTIMES)
-    dobjs = compile_objects(dfiles, src, native=native, static=delegate_headers())
+    dfiles.update(pwc.render_table(pw_rows))
+    dobjs = compile_objects(
+        dfiles, src, native=native, static={**delegate_headers(), **pwc.headers()}
+    )
     lib = link_library(
         [*objs.values(), *dobjs.values()],
         src,
         dg.DELEGATE_LIB,
         native=native,
-        extra=["-Wl,-Bsymbolic", "-ldl"],
+        # nodelete: the pointwise nodes' pool threads run code of this library until exit
+        extra=["-Wl,-Bsymbolic", "-Wl,-z,nodelete", "-ldl"],
     )
     for o in dobjs.values():
         o.unlink(missing_ok=True)
     shutil.move(str(lib), out / dg.DELEGATE_LIB)
     dg.write_weights(out / dg.WEIGHTS_FILE, rows)
+    pwc.write_weights(out / pwc.PW_WEIGHTS_FILE, pw_rows)
     try:
         content = tflite_bytes(model, batch=1)
     except Exception as exc:  # the converter raises many types
@@ -251,8 +348,8 @@ def _build_delegate(model, specs, objs, kernel_lib, src, out, native) -> dict:
         "tflite": dg.TFLITE_FILE,
         "weights": dg.WEIGHTS_FILE,
         "accepted_runtimes": list(dg.ACCEPTED_RUNTIMES),
-        "layers": [r["layer"] for r in rows],
-        "hashes": {r["layer"]: r["hash"] for r in rows},
+        "layers": [r["layer"] for r in rows + pw_rows],
+        "hashes": {r["layer"]: r["hash"] for r in rows + pw_rows},
     }
 
 
@@ -372,7 +469,7 @@ def load_build(path: str | Path) -> Build:
     lib = KernelLibrary(p / report["library"])
     kernels = {}
     for row in report["layers"]:
-        if not row["qualifies"]:
+        if not is_pattern_row(row):
             continue
         spec = KernelSpec.from_json(row["spec"])
         fkw = read_fkw(p / row["fkw"])

@@ -19,7 +19,7 @@ from cocotune.cocogen import delegate as dg
 from cocotune.cocogen.pipeline import compile_model
 
 from .conftest import rel_err
-from .test_delegate import _count_conv2d, _inputs, _interp, _run
+from .test_delegate import _count_candidates, _inputs, _interp, _run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def _check_build(build, expect_folded=True):
     rep = json.loads((build / "build.json").read_text())
     compiled = [r["name"] for r in rep["layers"] if r["qualifies"]]
     assert compiled
-    n_conv = _count_conv2d(build / dg.TFLITE_FILE)
+    n_conv = _count_candidates(build / dg.TFLITE_FILE)
     ref = _interp(build / dg.TFLITE_FILE)
     assert list(ref.get_input_details()[0]["shape_signature"])[0] == 1  # static batch
     if expect_folded:

@@ -23,7 +23,7 @@ def test_report_lists_kernels_and_stock_layers(build_dir):
     names = {r["name"]: r for r in rep["layers"]}
     assert [n for n, r in names.items() if r["qualifies"]] == ["conv1", "conv2", "conv3"]
     assert set(rep["stock_layers"]) == {"pool", "relu3", "gap", "logits"}
-    assert "not a Conv2D" in names["logits"]["reason"]
+    assert "not block-pruned" in names["logits"]["reason"]  # a dense Dense layer
     for n in ("conv1", "conv2", "conv3"):
         r = names[n]
         assert (build_dir / r["fkw"]).is_file()
@@ -61,7 +61,7 @@ def test_dense_model_is_refused_with_reasons(tmp_path, trained_model_path):
     text = e.value.render()
     assert "no layer" in text
     assert "conv1 (Conv2D):" in text and "more than 4 non-zero taps" in text
-    assert "logits (Dense): Dense is not a Conv2D" in text
+    assert "logits (Dense): 100% of its" in text and "not block-pruned" in text
 
 
 def test_functional_model_with_residual_and_stride2(tmp_path):
