@@ -142,14 +142,37 @@ def pool_geometry(layer: Layer, in_shape: Shape) -> PoolGeometry:
     return PoolGeometry(kernel, stride, pad, bool(p.global_pooling), ceil)
 
 
+def caffe_pool_output_size(
+    size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True
+) -> int:
+    """Caffe's pooling output size along one spatial axis (``pooling_layer.cpp``).
+
+    ``ceil((size + 2*pad - kernel) / stride) + 1`` (``floor`` if not ``ceil_mode``); then, when
+    there is padding, the last window is dropped if it would start at or beyond
+    ``size + pad`` (inside the right/bottom padding).
+
+    Args:
+        size: Input size (H or W).
+        kernel: Window size.
+        stride: Window stride.
+        pad: Padding on each side.
+        ceil_mode: Round up (Caffe's default, ``round_mode: CEIL``) or down.
+
+    Returns:
+        The output size (may be <= 0 for an impossible configuration).
+    """
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
 def pooled_size(size: int, k: int, s: int, pd: int, ceil: bool) -> int:
-    """Caffe's PoolingLayer::Reshape for one axis: round, then drop a window starting in the pad."""
-    span = size + 2 * pd - k
-    if span < 0:
+    """:func:`caffe_pool_output_size`, refusing a window larger than the padded input (Caffe's
+    PoolingLayer::Reshape would compute a size from it; the net is wrong)."""
+    if size + 2 * pd - k < 0:
         raise fail(
             f"kernel {k} is larger than the padded input {size}+2*{pd}", "pooling_param.kernel_size"
         )
-    out = (-(-span // s) if ceil else span // s) + 1
-    if pd and (out - 1) * s >= size + pd:
-        out -= 1
-    return out
+    return caffe_pool_output_size(size, k, s, pd, ceil)

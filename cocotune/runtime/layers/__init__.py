@@ -42,11 +42,10 @@ from cocotune.runtime.layers.eltwise import Axpy, WeightedSum
 from cocotune.runtime.layers.embedding import Embed
 from cocotune.runtime.layers.indexing import CaffeTile, ShuffleChannel, SliceAxis, StaticSlice
 from cocotune.runtime.layers.normalization import LRN, MVN, ChannelAffine
-from cocotune.runtime.layers.pooling import CaffePooling2D, caffe_pool_output_size
+from cocotune.runtime.layers.pooling import CaffePooling2D
 from cocotune.runtime.layers.reduction import ArgMax, Reduction
 
 __all__ = [
-    "caffe_pool_output_size",
     "CaffePooling2D",
     "LRN",
     "ChannelAffine",

@@ -2,7 +2,9 @@
 
 Kept apart because Caffe's pooling geometry (ceil rounding, a last window dropped when it
 starts in the padding, AVE divisors clipped to the padded image) is what no stock Keras
-pooling layer computes; :func:`caffe_pool_output_size` is that arithmetic on its own.
+pooling layer computes; :func:`caffe_pool_output_size` (shared with the shape rules in
+:mod:`cocotune.ir.geometry`, a module that needs neither Keras nor the frontend) is that
+arithmetic on its own.
 """
 
 from __future__ import annotations
@@ -11,33 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cocotune.ir.geometry import caffe_pool_output_size
 from cocotune.runtime.layers._common import _PACKAGE, _pair, _spatial_dims
-
-
-def caffe_pool_output_size(
-    size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True
-) -> int:
-    """Caffe's pooling output size along one spatial axis (``pooling_layer.cpp``).
-
-    ``ceil((size + 2*pad - kernel) / stride) + 1`` (``floor`` if not ``ceil_mode``); then, when
-    there is padding, the last window is dropped if it would start at or beyond
-    ``size + pad`` (inside the right/bottom padding).
-
-    Args:
-        size: Input size (H or W).
-        kernel: Window size.
-        stride: Window stride.
-        pad: Padding on each side.
-        ceil_mode: Round up (Caffe's default, ``round_mode: CEIL``) or down.
-
-    Returns:
-        The output size (may be <= 0 for an impossible configuration).
-    """
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
 
 
 def _same_paddings(size, kernel, stride):
