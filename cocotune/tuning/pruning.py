@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +49,9 @@ from cocotune.ir.catalogue import (
     pruning_role,
 )
 from cocotune.ir.net import Blob, Layer, Net, Shape
+
+if TYPE_CHECKING:  # the generated messages are imported where they are built
+    from cocotune._proto.caffe_pb2 import LayerParameter, NetParameter
 from cocotune.ir.shapes import LAYER_RULES, Cost
 from cocotune.tuning.pruning_rule import kept_filters
 
@@ -417,7 +421,9 @@ def _new_num_outputs(analysis: PruningAnalysis, rates: Mapping[str, float]) -> d
     return out
 
 
-def pruned_net_param(net: Net, rates: Mapping[str, float], analysis: PruningAnalysis | None = None):
+def pruned_net_param(
+    net: Net, rates: Mapping[str, float], analysis: PruningAnalysis | None = None
+) -> NetParameter:
     """A ``caffe_pb2.NetParameter`` of the pruned net: every layer in order, with the pruned
     layers' ``num_output`` (and a depthwise ``Convolution``'s ``group``) changed.
 
@@ -449,7 +455,7 @@ def _with_num_output(layer: Layer, num_output: int) -> Layer:
     return dataclasses.replace(layer, param=param)
 
 
-def _set_field(param, path: str, value: int) -> None:
+def _set_field(param: LayerParameter, path: str, value: int) -> None:
     *parents, name = path.split(".")
     setattr(field_value(param, ".".join(parents)) if parents else param, name, value)
 
