@@ -44,9 +44,11 @@ from cocotune.cocogen.emit_c import delegate_headers, render_delegate, render_li
 from cocotune.cocogen.errors import CocogenError, NoQualifyingLayerError
 from cocotune.cocogen.fkw import encode, read_fkw, write_fkw
 from cocotune.cocogen.kernel_spec import KernelSpec, default_tile
-from cocotune.cocogen.model import analyse_model, is_chain
+from cocotune.cocogen.model import LayerVerdict, analyse_model, is_chain
+from cocotune.cocogen.patterns import PatternLibrary
 from cocotune.cocogen.pointwise_storage import encode_pointwise, write_pwb
 from cocotune.cocogen.runtime import (
+    KernelData,
     KernelLibrary,
     aligned_empty,
     chw_to_nhwc,
@@ -94,6 +96,14 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
+def _pattern_parts(v: LayerVerdict) -> tuple[tuple[int, int, int], np.ndarray, PatternLibrary]:
+    """``(input shape, kernel, pattern library)`` of a qualifying 3×3 layer's verdict
+    (:func:`~cocotune.cocogen.model.analyse_model` sets all three when a layer qualifies)."""
+    shape, kernel, library = v.input_shape, v.kernel, v.library
+    assert shape is not None and kernel is not None and library is not None, v.name
+    return shape, kernel, library
+
+
 def compile_model(
     model_path: str | Path,
     out_dir: str | Path,
@@ -126,20 +136,20 @@ def compile_model(
         raise CocogenError(f"output '{out_dir}' exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     isa = isa_tag(native)
-    specs = []
+    specs: list[tuple[LayerVerdict, KernelSpec]] = []
     for i, v in enumerate(verdicts):
         if not v.qualifies:
             continue
-        h, w, c = v.input_shape
+        (h, w, c), kernel, library = _pattern_parts(v)
         base = KernelSpec(
             "pattern",
             c,
             h,
             w,
-            v.kernel.shape[3],
+            kernel.shape[3],
             v.stride,
             v.padding,
-            v.library,
+            library,
             v.relu,
             index=i,
             isa=isa,
@@ -156,7 +166,10 @@ def compile_model(
 
         with tempfile.TemporaryDirectory(prefix="cocogen_tune_") as tmp:
             res = run_tune(
-                [(s, v.kernel, v.bias) for v, s in specs], tmp, nthreads=threads, native=native
+                [(s, _pattern_parts(v)[1], v.bias) for v, s in specs],
+                tmp,
+                nthreads=threads,
+                native=native,
             )
         for (v, _), r in zip(specs, res):
             tuned[v.name] = r
@@ -197,7 +210,8 @@ def compile_model(
             row["reason"] = v.reason
         else:
             s = spec_of[v.name]
-            layer = encode(v.kernel, v.bias, v.library)
+            _, kernel, library = _pattern_parts(v)
+            layer = encode(kernel, v.bias, library)
             fname = f"{_safe(v.name)}.fkw"
             write_fkw(layer, out / fname)
             row.update(
@@ -205,13 +219,13 @@ def compile_model(
                 kernel=s.name,
                 spec=s.to_json(),
                 fkw=fname,
-                patterns=len(v.library),
+                patterns=len(library),
                 kernels_kept=layer.n_kernels,
                 kernels_total=s.cin * s.cout,
                 fkw_bytes=layer.nbytes,
                 csr_bytes=layer.csr_nbytes,
                 macs_dense=s.macs_dense,
-                macs_pruned=int(np.count_nonzero(v.kernel)) * s.ho * s.wo,
+                macs_pruned=int(np.count_nonzero(kernel)) * s.ho * s.wo,
             )
             if v.absorbs:
                 row["absorbs"] = v.absorbs
@@ -302,6 +316,8 @@ def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) 
     rows = []
     for v, s in specs:
         gather, data = dg.gather_index(s, v.kernel, v.library)
+        # delegate.gather_index returns the layout's KernelData (its annotation says object).
+        assert isinstance(data, KernelData)
         rows.append(
             {
                 "spec": s,
@@ -362,8 +378,8 @@ class Build:
     library: KernelLibrary
     kernels: dict  # layer name -> runtime.Kernel
     _model: object = None
-    _buffers: dict = None
-    _tflite: dict = None
+    _buffers: dict | None = None
+    _tflite: dict | None = None
 
     @property
     def model(self):

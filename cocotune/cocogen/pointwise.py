@@ -130,9 +130,9 @@ def project_pointwise(
     n_keep = kept_block_count(ng * cin, rate)
     flat = norms.ravel()
     order = np.lexsort((np.arange(flat.size), -flat))  # larger norm first, ties by position
-    kept = np.zeros(flat.size, dtype=bool)
-    kept[order[:n_keep]] = True
-    kept = kept.reshape(ng, cin)
+    kept_flat = np.zeros(flat.size, dtype=bool)
+    kept_flat[order[:n_keep]] = True
+    kept = kept_flat.reshape(ng, cin)
     col_mask = np.repeat(kept.T, group, axis=1)[:, :cout]  # (Cin, Cout)
     proj = np.where(col_mask, m, 0).astype(k.dtype)
     return PointwiseProjection(

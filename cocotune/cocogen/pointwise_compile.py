@@ -34,7 +34,7 @@ from cocotune.cocogen.emit_pointwise import PointwiseSpec, pointwise_context
 from cocotune.cocogen.errors import CocogenError
 from cocotune.cocogen.model import _input_shape, keras_activation
 from cocotune.cocogen.pointwise import infer_blocks, matrix_of
-from cocotune.cocogen.pointwise_runtime import pointwise_data, spec_for
+from cocotune.cocogen.pointwise_runtime import PointwiseData, pointwise_data, spec_for
 from cocotune.cocogen.pointwise_storage import PWBLayer, encode_pointwise
 
 __all__ = [
@@ -72,8 +72,19 @@ class PointwiseVerdict:
     kept: np.ndarray | None = None  # (n_groups, Cin) kept blocks
 
     @property
+    def qualified_kernel(self) -> np.ndarray:
+        """The Keras kernel of a qualifying verdict (only those carry one).
+
+        Raises:
+            ValueError: the layer does not qualify, so there is no kernel to generate from.
+        """
+        if self.kernel is None:
+            raise ValueError(f"{self.name} gets no generated kernel: {self.reason}")
+        return self.kernel
+
+    @property
     def matrix(self) -> np.ndarray:
-        return matrix_of(self.kernel)
+        return matrix_of(self.qualified_kernel)
 
 
 def _plain_relu(layer) -> bool:
@@ -139,7 +150,8 @@ def _analyse(layer, consumers) -> PointwiseVerdict | None:
         if shape is None or len(shape) != 4 or any(d is None for d in shape[1:]):
             v.reason = f"input shape {shape} is not static"
             return v
-        v.input_shape = tuple(int(d) for d in shape[1:])
+        h, w, c = (int(d) for d in shape[1:])
+        v.input_shape = (h, w, c)
         v.stride = st[0]
     elif tname == "Dense" and isinstance(layer, keras.layers.Dense):
         v = PointwiseVerdict(layer.name, tname, False, fc=True)
@@ -187,7 +199,7 @@ def pointwise_spec(v: PointwiseVerdict, index: int, native: bool = True) -> Poin
     """The kernel spec (default tile) of a qualifying verdict."""
     h, w, _ = v.input_shape
     return spec_for(
-        encode_pointwise(v.kernel, v.bias),
+        encode_pointwise(v.qualified_kernel, v.bias),
         h=h,
         w=w,
         stride=v.stride,
@@ -207,7 +219,7 @@ def support_fnv1a64(matrix: np.ndarray, lib=None) -> int:
     return fnv1a64(sup.tobytes(), lib)
 
 
-def gather_index(spec: PointwiseSpec, matrix: np.ndarray) -> tuple[np.ndarray, object]:
+def gather_index(spec: PointwiseSpec, matrix: np.ndarray) -> tuple[np.ndarray, PointwiseData]:
     """Where each weight of ``spec``'s kernel comes from in the TFLite filter (``[Cout][Cin]``
     flat index; -1 for the zero lanes of a last group narrower than the block).
 

@@ -7,6 +7,8 @@ with its position.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from cocotune.convert.emitters.activations import SIMPLE_EMITTERS, PReLUEmitter, ReLUEmitter
 from cocotune.convert.emitters.base import Emitter, Unsupported
 from cocotune.convert.emitters.combine import (
@@ -36,7 +38,7 @@ from cocotune.ir.catalogue import CATALOGUE
 from cocotune.ir.net import Net
 
 
-def _table(emitters: list[Emitter], per_type: dict[str, Emitter]) -> dict[str, Emitter]:
+def _table(emitters: list[Emitter], per_type: Mapping[str, Emitter]) -> dict[str, Emitter]:
     """Caffe type -> emitter, as each type's catalogue entry names it (``LayerType.emitter``).
 
     The catalogue is the one list of types: an emitter class is converted to by name, and

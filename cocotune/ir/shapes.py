@@ -78,7 +78,9 @@ def infer_shapes(net: Net, input_shapes: dict[str, Shape] | None = None) -> None
     given = dict(input_shapes or {})
     for layer in net.layers:
         spec = LAYER_RULES[layer.type]
-        in_shapes = [b.shape for b in layer.inputs]
+        assert spec.shape is not None  # LAYER_RULES holds only the types with a shape rule
+        # Every input was produced by an earlier layer (Net checks it), so its shape is set.
+        in_shapes = [b.inferred_shape for b in layer.inputs]
         _check_counts(net, layer, spec)
         try:
             if not layer.inputs and any(t in given for t in layer.tops):
@@ -96,7 +98,8 @@ def infer_shapes(net: Net, input_shapes: dict[str, Shape] | None = None) -> None
             ) from None
         except RuleError as exc:
             inputs = (
-                ", ".join(f"'{b.name}' {fmt_shape(b.shape)}" for b in layer.inputs) or "no inputs"
+                ", ".join(f"'{b.name}' {fmt_shape(s)}" for b, s in zip(layer.inputs, in_shapes))
+                or "no inputs"
             )
             raise net.source.error_at(
                 ShapeError,
@@ -120,6 +123,7 @@ def infer_shapes(net: Net, input_shapes: dict[str, Shape] | None = None) -> None
 
 def _given_shapes(layer: Layer, spec: LayerRule, given: dict[str, Shape]) -> list[Shape]:
     """Shapes of a data layer's tops when the user supplied some of them (--input-shape)."""
+    assert spec.shape is not None  # LAYER_RULES holds only the types with a shape rule
     try:
         default: list[Shape] | None = spec.shape(layer, [])
     except (NeedsInputShape, RuleError):

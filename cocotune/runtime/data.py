@@ -122,15 +122,15 @@ class Dataset:
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: Images
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Images
     y_test: np.ndarray
     num_classes: int
     class_names: tuple[str, ...] | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     notes: list[str] = field(default_factory=list)
-    x_val: np.ndarray | None = None
+    x_val: Images | None = None
     y_val: np.ndarray | None = None
     params: dict = field(default_factory=dict)
 
@@ -139,6 +139,12 @@ class Dataset:
             self.x_val = np.zeros((0, *self.x_train.shape[1:]), np.float32)
             self.y_val = np.zeros((0,), np.int64)
 
+    def _validation(self) -> tuple[Images, np.ndarray]:
+        """``(x_val, y_val)``, never None: __post_init__ fills in an empty part when none is
+        given, and a carved or folder part replaces both together."""
+        assert self.x_val is not None and self.y_val is not None, "validation part unset"
+        return self.x_val, self.y_val
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
@@ -146,11 +152,12 @@ class Dataset:
     def describe(self) -> str:
         """One paragraph for logs and READMEs: sizes, shape, classes, value range, notes."""
         h, w, c = self.input_shape
-        labels = [np.unique(np.asarray(y)) for y in (self.y_train, self.y_val, self.y_test)]
+        x_val, y_val = self._validation()
+        labels = [np.unique(np.asarray(y)) for y in (self.y_train, y_val, self.y_test)]
         present = len(np.unique(np.concatenate(labels)))
         lo, hi = self.value_range
         text = (
-            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} validation / "
+            f"{self.name}: {len(self.x_train)} train / {len(x_val)} validation / "
             f"{len(self.x_test)} test images of {h}x{w}x{c}, {present} classes present "
             f"(net outputs {self.num_classes}), values in [{lo:g}, {hi:g}]"
         )
@@ -171,17 +178,18 @@ class Dataset:
         labels and the first 16 images of each part (cheap even for streamed folders).
         """
         digest = hashlib.sha256()
+        x_val, y_val = self._validation()
         meta = {
             "name": self.name,
             "shape": list(self.input_shape),
-            "sizes": [len(self.x_train), len(self.x_val), len(self.x_test)],
+            "sizes": [len(self.x_train), len(x_val), len(self.x_test)],
             "num_classes": self.num_classes,
             "params": self.params,
         }
         digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
         for x, y in (
             (self.x_train, self.y_train),
-            (self.x_val, self.y_val),
+            (x_val, y_val),
             (self.x_test, self.y_test),
         ):
             digest.update(np.ascontiguousarray(np.asarray(y, np.int64)).tobytes())
@@ -279,6 +287,9 @@ class _LazyImages:
 
     dtype = np.dtype(np.float32)
     ndim = 4
+    # Set by each subclass's __init__: the positions this view holds, and (H, W, C).
+    _index: np.ndarray
+    _item_shape: tuple[int, int, int]
 
     def __len__(self) -> int:
         return len(self._index)
@@ -308,6 +319,10 @@ class _LazyImages:
         view.__dict__.update(self.__dict__)
         view._index = self._index[np.asarray(idx, np.int64)]
         return view
+
+
+#: What a :class:`Dataset` holds images in: an array, or a lazy array-like read when sliced.
+Images = np.ndarray | _LazyImages
 
 
 class ResizedImages(_LazyImages):
@@ -1010,7 +1025,9 @@ def load_image_folder(
         labels[part] = np.asarray(found_labels, np.int64)
     total = sum(len(f) for f in files.values())
     stream = total * h * w * c * 4 > float(memory_limit_mb) * 2**20
-    xs = {p: ImageFiles(files[p], h, w, c, order, crop, mean, scale) for p in parts}
+    xs: dict[str, Images] = {
+        p: ImageFiles(files[p], h, w, c, order, crop, mean, scale) for p in parts
+    }
     if not stream:
         xs = {p: np.asarray(x) for p, x in xs.items()}
     if crop:
@@ -1073,8 +1090,8 @@ def _read_image(path: Path, h: int, w: int, c: int, order: str, crop: bool = Fal
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if c == 1 else "RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("L" if c == 1 else "RGB")
             if im.size != (w, h):
                 if crop:
                     # Caffe's TEST-phase crop: integer centre offsets (floor).

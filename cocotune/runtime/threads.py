@@ -115,9 +115,10 @@ def configure_threads(
     comm = size if isinstance(size, Comm) else None
     if comm is not None and _CONFIGURED is not None and devices is None:
         return _CONFIGURED
-    node = comm.node() if comm is not None else None
-    if comm is not None:
-        ranks = node[2] if comm.is_distributed else 1
+    node: tuple[str, int, int] | None = None
+    if isinstance(size, Comm):
+        node = size.node()
+        ranks = node[2] if size.is_distributed else 1
     elif size is None:
         ranks = _local_ranks(None)
     else:
@@ -132,6 +133,7 @@ def configure_threads(
     config = _set_threads(tf, cores, ranks, intra, inter)
     if comm is None:
         return config
+    assert node is not None  # comm.node() ran above whenever a Comm was given
     choice = _choose_device(comm, node, _DEVICE_REQUEST if devices is None else devices, tf)
     config = ThreadConfig(**{**config.__dict__, "device": str(choice)})
     _CONFIGURED = config
@@ -167,11 +169,18 @@ def _set_threads(tf: Any, cores: int, ranks: int, intra: int, inter: int) -> Thr
 
 def _choose_device(comm: Comm, node: tuple[str, int, int], request: Any, tf: Any) -> Any:
     """Pick, agree on and apply this rank's device; rank 0 prints the mapping."""
-    from cocotune.runtime.devices import DeviceError, apply_device, assign_device, parse_devices
+    from cocotune.runtime.devices import (
+        DeviceChoice,
+        DeviceError,
+        apply_device,
+        assign_device,
+        parse_devices,
+    )
 
     host, local_rank, local_size = node
     gpu_count = len(tf.config.list_physical_devices("GPU"))
-    choice = error = None
+    choice: DeviceChoice | None = None
+    error: str | None = None
     try:
         parsed = parse_devices(request) if isinstance(request, str) else tuple(request)
         choice = assign_device(local_rank, local_size, gpu_count, parsed)
@@ -191,6 +200,8 @@ def _choose_device(comm: Comm, node: tuple[str, int, int], request: Any, tf: Any
                 for e, where in problems.items()
             )
         )
+    # A rank without a choice recorded its error, and every rank raised on it just above.
+    assert choice is not None
     apply_device(choice)
     if comm.is_root and (comm.is_distributed or gpu_count or request != "auto"):
         for r, h, lr, ls, device, n, _ in rows:

@@ -186,7 +186,7 @@ def fit(
         raise TypeError("fit() needs evaluate_fn (validation accuracy)")
     train_step = _train_step_fn(model, optimizer, loss_fn)
     result = FitResult(steps=0, stop="limit")
-    clock = {"origin": None}
+    clock: dict[str, float | None] = {"origin": None}
     best = {"acc": -np.inf, "stale": 0}
 
     def evaluate(step: int) -> str | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +49,9 @@ from cocotune.ir.catalogue import (
     pruning_role,
 )
 from cocotune.ir.net import Blob, Layer, Net, Shape
+
+if TYPE_CHECKING:  # the generated messages are imported where they are built
+    from cocotune._proto.caffe_pb2 import LayerParameter, NetParameter
 from cocotune.ir.shapes import LAYER_RULES, Cost
 from cocotune.tuning.pruning_rule import kept_filters
 
@@ -94,10 +98,25 @@ class Region:
     def num_output(self) -> int:
         return _num_output(self.producer)
 
+    @property
+    def module(self) -> str:
+        """The producer's module (:func:`analyze_pruning` makes regions only inside modules)."""
+        module = self.producer.module
+        assert module is not None, f"layer '{self.producer.name}' is outside every module"
+        return module
+
 
 def _num_output(layer: Layer) -> int:
     """The output-channel count of a producer or depthwise convolution (its ``filters``)."""
-    return field_value(layer.param, pruning_role(layer).filters)
+    return field_value(layer.param, _filters_field(layer))
+
+
+def _filters_field(layer: Layer) -> str:
+    """The field path of ``layer``'s output-channel count; called only for producers and
+    depthwise convolutions (:func:`_has_filters`), whose roles name one."""
+    path = pruning_role(layer).filters
+    assert path is not None, f"layer '{layer.name}' ({layer.type}) has no filter count"
+    return path
 
 
 def _has_filters(layer: Layer) -> bool:
@@ -196,10 +215,16 @@ def _follow(producer: Layer) -> Region | str:
                 stack.extend(layer.outputs)
     return Region(
         producer,
-        tuple(sorted(blobs, key=lambda b: (b.producer.index, b.name))),
+        tuple(sorted(blobs, key=lambda b: (_producer_index(b), b.name))),
         tuple(channelwise[i] for i in sorted(channelwise)),
         tuple(consumers[i] for i in sorted(consumers)),
     )
+
+
+def _producer_index(blob: Blob) -> int:
+    """Net position of the layer that writes ``blob`` (every blob a Net builds has one)."""
+    assert blob.producer is not None, f"blob '{blob.name}' has no producer"
+    return blob.producer.index
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,13 +270,13 @@ class PruningAnalysis:
         """Module -> its prunable layers in net order (every module present, maybe empty)."""
         out: dict[str, list[Layer]] = {m.name: [] for m in self.net.modules}
         for region in self.regions.values():
-            out[region.producer.module].append(region.producer)
+            out[region.module].append(region.producer)
         for layers in out.values():
             layers.sort(key=lambda layer: layer.index)
         return out
 
     def module_regions(self, module: str) -> list[Region]:
-        return [r for r in self.regions.values() if r.producer.module == module]
+        return [r for r in self.regions.values() if r.module == module]
 
     def outside_cost(self) -> Cost:
         """Parameters and MACs of the layers outside every module (never pruned)."""
@@ -271,7 +296,7 @@ class PruningAnalysis:
     def kept(self, rates: Mapping[str, float]) -> dict[str, int]:
         """Prunable layer -> filters kept under ``rates`` (module -> rate, missing = 0)."""
         return {
-            name: kept_filters(r.num_output, rates.get(r.producer.module, 0.0))
+            name: kept_filters(r.num_output, rates.get(r.module, 0.0))
             for name, r in self.regions.items()
         }
 
@@ -359,7 +384,8 @@ def _module_costs(
         keep = kept_filters(region.num_output, rate)
         if keep != region.num_output:
             for blob in region.blobs:
-                shapes[id(blob)] = blob.shape[:1] + (keep,) + blob.shape[2:]
+                shape = blob.inferred_shape
+                shapes[id(blob)] = shape[:1] + (keep,) + shape[2:]
     channels = _new_num_outputs(analysis, {module: rate})
     costs: dict[str, Cost] = {}
     for layer in layers:
@@ -372,8 +398,8 @@ def _module_costs(
             costs[layer.name] = Cost()
             continue
         pruned = _with_num_output(layer, channels[layer.name]) if layer.name in channels else layer
-        ins = [shapes.get(id(b), b.shape) for b in layer.inputs]
-        outs = [shapes.get(id(b), b.shape) for b in layer.outputs]
+        ins = [shapes.get(id(b), b.inferred_shape) for b in layer.inputs]
+        outs = [shapes.get(id(b), b.inferred_shape) for b in layer.outputs]
         costs[layer.name] = rule.cost(pruned, ins, outs)
     total = Cost(sum(c.params for c in costs.values()), sum(c.macs for c in costs.values()))
     return total, costs
@@ -384,7 +410,7 @@ def _new_num_outputs(analysis: PruningAnalysis, rates: Mapping[str, float]) -> d
     (modules missing from ``rates`` are left alone)."""
     out: dict[str, int] = {}
     for region in analysis.regions.values():
-        rate = rates.get(region.producer.module, 0.0)
+        rate = rates.get(region.module, 0.0)
         keep = kept_filters(region.num_output, rate)
         if keep == region.num_output:
             continue
@@ -395,7 +421,9 @@ def _new_num_outputs(analysis: PruningAnalysis, rates: Mapping[str, float]) -> d
     return out
 
 
-def pruned_net_param(net: Net, rates: Mapping[str, float], analysis: PruningAnalysis | None = None):
+def pruned_net_param(
+    net: Net, rates: Mapping[str, float], analysis: PruningAnalysis | None = None
+) -> NetParameter:
     """A ``caffe_pb2.NetParameter`` of the pruned net: every layer in order, with the pruned
     layers' ``num_output`` (and a depthwise ``Convolution``'s ``group``) changed.
 
@@ -421,13 +449,13 @@ def _with_num_output(layer: Layer, num_output: int) -> Layer:
     param = type(layer.param)()
     param.CopyFrom(layer.param)
     role = pruning_role(layer)
-    _set_field(param, role.filters, num_output)
+    _set_field(param, _filters_field(layer), num_output)
     if role.group and is_depthwise(layer):
         _set_field(param, role.group, num_output)
     return dataclasses.replace(layer, param=param)
 
 
-def _set_field(param, path: str, value: int) -> None:
+def _set_field(param: LayerParameter, path: str, value: int) -> None:
     *parents, name = path.split(".")
     setattr(field_value(param, ".".join(parents)) if parents else param, name, value)
 
@@ -481,7 +509,7 @@ def pruned_weights(
     out_index: dict[str, np.ndarray] = {}  # layer -> kept output channels
     in_index: dict[str, np.ndarray] = {}  # consumer -> kept input channels
     for name, region in analysis.regions.items():
-        keep = kept_filters(region.num_output, rates[region.producer.module])
+        keep = kept_filters(region.num_output, rates[region.module])
         if keep == region.num_output:
             continue
         blobs = _layer_blobs(full_weights, region.producer, need=1)
@@ -526,7 +554,7 @@ def _blob_specs(layer: Layer, num_output: int | None = None, channels: int | Non
     if blobs is None:
         return None
     probe = _with_num_output(layer, num_output) if num_output is not None else layer
-    shapes = [b.shape for b in layer.inputs]
+    shapes = [b.inferred_shape for b in layer.inputs]
     if channels is not None:
         shapes[0] = shapes[0][:1] + (channels,) + shapes[0][2:]
     return blobs(probe, shapes)
@@ -553,7 +581,7 @@ def channel_axes(
     full = _blob_specs(layer)
     if full is None:
         return []
-    count = _num_output(layer) if outputs else layer.inputs[0].shape[1]
+    count = _num_output(layer) if outputs else layer.inputs[0].inferred_shape[1]
     pruned = _blob_specs(layer, keep if outputs else None, keep if inputs else None)
     out: list[tuple[BlobSpec, int, int] | None] = []
     for a, b in zip(full, pruned):

@@ -55,11 +55,11 @@ class LayerPlan:
 
     @property
     def in_shapes(self) -> list[tuple[int, ...]]:
-        return [b.shape for b in self.layer.inputs]
+        return [b.inferred_shape for b in self.layer.inputs]
 
     @property
     def out_shapes(self) -> list[tuple[int, ...]]:
-        return [b.shape for b in self.layer.outputs]
+        return [b.inferred_shape for b in self.layer.outputs]
 
 
 def weights_with_bias(keras_name: str, kernel: np.ndarray, blobs: list[np.ndarray]) -> KerasWeights:

@@ -65,7 +65,8 @@ class InnerProductEmitter(Emitter):
         if layout.kind == "hwc_flat":
             return layout.chw
         if layout.kind == "nhwc":
-            return tuple(plan.in_shapes[0][1:])
+            shape = plan.in_shapes[0]  # (N, C, H, W)
+            return (shape[1], shape[2], shape[3])
         return None
 
     def calls(self, plan, gen):

@@ -26,7 +26,7 @@ def stats_from_caffe(mean: np.ndarray, var: np.ndarray, factor: np.ndarray):
 def scale_follows(bn: Layer, scale: Layer) -> bool:
     """True when ``scale`` is a one-bottom per-channel Scale reading exactly ``bn``'s output."""
     p = scale.param.scale_param
-    rank = len(bn.outputs[0].shape)
+    rank = len(bn.outputs[0].inferred_shape)
     # The fold pairs two particular types (not a property of either): the emitters' own rule.
     return (
         scale.type == "Scale"

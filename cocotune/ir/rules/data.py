@@ -7,9 +7,17 @@ message says what the file determined and asks for the rest with ``--input-shape
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cocotune.ir.catalogue import register
 from cocotune.ir.net import Layer, Shape
 from cocotune.ir.rule_base import NeedsInputShape, fail, fmt_shape
+
+if TYPE_CHECKING:  # annotations only: the IR must not import the parser (and Lark) to exist
+    from cocotune.frontend.to_proto import PositionTree
+
+#: One dimension of a data layer as its fields say it: (value or None when unknown, from where).
+Dim = tuple[int | None, str]
 
 
 def _input(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
@@ -40,7 +48,7 @@ def _with_label(layer: Layer, data: Shape) -> list[Shape]:
 def _line(layer: Layer, path: str, default: object = None) -> str:
     """'line N' where the field at ``path`` is written, or 'default ...' when it is not."""
     fallback = "default" if default is None else f"default {default}"
-    tree = layer.positions
+    tree: PositionTree | None = layer.positions
     parts = path.split(".")
     for k, part in enumerate(parts):
         occurrences = tree.fields.get(part) if tree is not None else None
@@ -52,7 +60,7 @@ def _line(layer: Layer, path: str, default: object = None) -> str:
     return fallback  # pragma: no cover - the loop returns
 
 
-def _data_shape(layer: Layer, dims: list[tuple[int | None, str]], unknown_hint: str) -> Shape:
+def _data_shape(layer: Layer, dims: list[Dim], unknown_hint: str) -> Shape:
     """N,C,H,W of a data layer from what its fields say; each dim comes with where it came from.
 
     All known: the shape, and ``layer.shape_from`` tells the user it was inferred (and from
@@ -78,12 +86,12 @@ def _data_shape(layer: Layer, dims: list[tuple[int | None, str]], unknown_hint: 
             f"{'is' if len(missing) == 1 else 'are'} unknown ({unknown_hint}): "
             f"give --input-shape {top}={spec}"
         )
-    shape = tuple(int(v) for v, _ in dims)
+    shape = tuple(int(v) for _, v, _ in known)  # nothing missing: every dim, in order
     layer.shape_from = f"'{top}' {fmt_shape(shape)} inferred from the file: {said}"
     return shape
 
 
-def _transform_dims(layer: Layer) -> tuple[tuple[int | None, str], tuple[int | None, str]]:
+def _transform_dims(layer: Layer) -> tuple[Dim, Dim]:
     """(H, W) from transform_param.crop_size: Caffe crops every image to crop_size."""
     crop = layer.param.transform_param.crop_size
     if crop:
@@ -92,7 +100,7 @@ def _transform_dims(layer: Layer) -> tuple[tuple[int | None, str], tuple[int | N
     return (None, ""), (None, "")
 
 
-def _mean_value_channels(layer: Layer) -> tuple[int | None, str]:
+def _mean_value_channels(layer: Layer) -> Dim:
     """Channels as far as the transform says them (Caffe's DataTransformer checks these)."""
     t = layer.param.transform_param
     if len(t.mean_value) > 1:  # Caffe requires one mean_value, or one per channel
@@ -120,6 +128,10 @@ def _mean_value_channels(layer: Layer) -> tuple[int | None, str]:
 
 def _database_data(layer: Layer, bottoms: list[Shape]) -> list[Shape]:
     p = layer.param
+    n: Dim
+    c: Dim
+    h: Dim
+    wd: Dim
     if p.type == "WindowData":
         w = p.window_data_param
         n = (

@@ -23,7 +23,7 @@ def _pair(value, name: str) -> tuple[int, int]:
     if isinstance(value, Sequence) and len(value) in (1, 2):
         if all(isinstance(v, (int, np.integer)) for v in value):
             vals = tuple(int(v) for v in value)
-            return vals * 2 if len(vals) == 1 else vals
+            return (vals[0], vals[0]) if len(vals) == 1 else (vals[0], vals[1])
     raise ValueError(
         f"`{name}` must be an int or a pair (h, w) of ints. Received: {name}={value!r}"
     )
