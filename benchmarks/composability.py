@@ -135,15 +135,34 @@ def make_regime(variants: dict, seed: int = 0):
         start=1,
     ):
         v = int(variants[f"{name}_variants"])
-        parts[name] = (perturb(x[ids], v, stream, blur, seed), np.repeat(y[ids], v),
-                       np.repeat(ids, v))  # fmt: skip
+        parts[name] = (
+            perturb(x[ids], v, stream, blur, seed),
+            np.repeat(y[ids], v),
+            np.repeat(ids, v),
+        )
     params = {"regime": "composability", "variants": dict(variants), "pools": POOLS, "seed": seed}
     empty = np.zeros((0, 8, 8, 1), np.float32), np.zeros((0,), np.int64)
-    source = Dataset("digits-source", parts["source"][0], parts["source"][1], *empty, 10,
-                     x_val=empty[0], y_val=empty[1], params={**params, "part": "source"})  # fmt: skip
-    target = Dataset("digits-blur-target", parts["train"][0], parts["train"][1],
-                     parts["test"][0], parts["test"][1], 10, x_val=parts["val"][0],
-                     y_val=parts["val"][1], params={**params, "part": "target"})  # fmt: skip
+    source = Dataset(
+        "digits-source",
+        parts["source"][0],
+        parts["source"][1],
+        *empty,
+        10,
+        x_val=empty[0],
+        y_val=empty[1],
+        params={**params, "part": "source"},
+    )
+    target = Dataset(
+        "digits-blur-target",
+        parts["train"][0],
+        parts["train"][1],
+        parts["test"][0],
+        parts["test"][1],
+        10,
+        x_val=parts["val"][0],
+        y_val=parts["val"][1],
+        params={**params, "part": "target"},
+    )
     return source, target, parts["val"][2]
 
 
@@ -156,8 +175,13 @@ def standard_errors(correct: np.ndarray, groups: np.ndarray) -> dict:
     for g, c in zip(groups, correct - p):
         sums[g] = sums.get(g, 0.0) + c
     clustered = math.sqrt(sum(s * s for s in sums.values())) / n
-    return {"n": n, "clusters": len(sums), "accuracy": p,
-            "binomial": math.sqrt(p * (1 - p) / n), "clustered": clustered}  # fmt: skip
+    return {
+        "n": n,
+        "clusters": len(sums),
+        "accuracy": p,
+        "binomial": math.sqrt(p * (1 - p) / n),
+        "clustered": clustered,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -171,29 +195,51 @@ def run_settings(quick: bool) -> dict:
         "regime": QUICK_REGIME if quick else FULL_REGIME,
         "sizes": [2, 4, 8] if quick else [16, 64, 256],
         "rates": RATES,
-        "source": {"steps": 40 if quick else 2400, "base_lr": 0.05, "lr_policy": "poly",
-                   "power": 1.0, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 64},
-        "finetune": {"base_lr": 0.01, "lr_policy": "fixed", "momentum": 0.9,
-                     "weight_decay": 5e-4, "batch_size": 32},
+        "source": {
+            "steps": 40 if quick else 2400,
+            "base_lr": 0.05,
+            "lr_policy": "poly",
+            "power": 1.0,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+            "batch_size": 64,
+        },
+        "finetune": {
+            "base_lr": 0.01,
+            "lr_policy": "fixed",
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+            "batch_size": 32,
+        },
         # one rule for both methods and every configuration (no threshold stop)
-        "rule": {"max_steps": 20 if quick else 300, "eval_every": 5 if quick else 20,
-                 "patience": 3, "min_delta": 0.005},
+        "rule": {
+            "max_steps": 20 if quick else 300,
+            "eval_every": 5 if quick else 20,
+            "patience": 3,
+            "min_delta": 0.005,
+        },
         # pre-training: each group of blocks to a plateau of its reconstruction error, at most
         # one configuration's step limit (L) per group
-        "pretrain": {"blocks_per_model": 6, "limit": 20 if quick else 300,
-                     "eval_every": 5 if quick else 30, "patience": 3, "min_delta": 0.01},
+        "pretrain": {
+            "blocks_per_model": 6,
+            "limit": 20 if quick else 300,
+            "eval_every": 5 if quick else 30,
+            "patience": 3,
+            "min_delta": 0.01,
+        },
         "width": 1.0,
         "bn_recalibrate": 450,
         "seed": 0,
-    }  # fmt: skip
+    }
 
 
 def training_settings(spec: dict, steps: int = 1000):
     from cocotune.runtime.solver import TrainingSettings
 
     keys = ("base_lr", "lr_policy", "power", "momentum", "weight_decay", "batch_size")
-    return TrainingSettings(max_iter=steps, source="composability benchmark",
-                            **{k: spec[k] for k in keys if k in spec})  # fmt: skip
+    return TrainingSettings(
+        max_iter=steps, source="composability benchmark", **{k: spec[k] for k in keys if k in spec}
+    )
 
 
 def fingerprint(obj) -> str:
@@ -244,8 +290,13 @@ def replay(doc: dict, ids: list[str], alpha: float, method: str, cost: str = "se
         seconds += setup + (hit or run["curve"][-1])[at]
         out["explored"] += 1
         if hit is not None:
-            return {**out, "seconds": seconds, "found": cid, "params": doc["sizes"][cid],
-                    "step": hit[0]}  # fmt: skip
+            return {
+                **out,
+                "seconds": seconds,
+                "found": cid,
+                "params": doc["sizes"][cid],
+                "step": hit[0],
+            }
     return {**out, "seconds": seconds}
 
 
@@ -290,21 +341,32 @@ def table4(doc: dict) -> list[dict]:
                 meets(configs[smallest][m], threshold) for m in ("default", "block")
             ):
                 degenerate = "all pass"
-            rows.append({
-                "configs": int(size), "alpha": alpha, "threshold": threshold,
-                "speedup": None if block["partial"] else base["seconds"] / block["seconds"],
-                "lower_bound": base["found"] is None, "degenerate": degenerate,
-                "measured": len(measured), "partial_default": base["partial"],
-                "partial_block": block["partial"],
-                "seconds_default": base["seconds"], "seconds_block": block["seconds"],
-                "explored_default": base["explored"], "explored_block": block["explored"],
-                "found_default": base["found"], "found_block": block["found"],
-                "params_default": base["params"], "params_block": block["params"],
-                "meeting_default": n_default, "meeting_block": n_block,
-                "pretrain_share": doc["full"]["pretrain_seconds"] / block["seconds"],
-                "speedup_without_setup": _ratio(doc, ids, alpha, "no_setup"),
-                "speedup_in_steps": _ratio(doc, ids, alpha, "steps"),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "configs": int(size),
+                    "alpha": alpha,
+                    "threshold": threshold,
+                    "speedup": None if block["partial"] else base["seconds"] / block["seconds"],
+                    "lower_bound": base["found"] is None,
+                    "degenerate": degenerate,
+                    "measured": len(measured),
+                    "partial_default": base["partial"],
+                    "partial_block": block["partial"],
+                    "seconds_default": base["seconds"],
+                    "seconds_block": block["seconds"],
+                    "explored_default": base["explored"],
+                    "explored_block": block["explored"],
+                    "found_default": base["found"],
+                    "found_block": block["found"],
+                    "params_default": base["params"],
+                    "params_block": block["params"],
+                    "meeting_default": n_default,
+                    "meeting_block": n_block,
+                    "pretrain_share": doc["full"]["pretrain_seconds"] / block["seconds"],
+                    "speedup_without_setup": _ratio(doc, ids, alpha, "no_setup"),
+                    "speedup_in_steps": _ratio(doc, ids, alpha, "steps"),
+                }
+            )
     return rows
 
 
@@ -317,13 +379,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few-minute version (tests)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--work", type=Path,
-                        help="work directory (resumable; default: a temporary one)")  # fmt: skip
-    parser.add_argument("--max-configs", type=int,
-                        help="evaluate at most this many configurations (in subspace order: "
-                        "the smallest subspace first), then write what is complete")  # fmt: skip
-    parser.add_argument("--recompute", type=Path, metavar="JSON",
-                        help="recompute table4 from a results JSON, print it, check it")  # fmt: skip
+    parser.add_argument(
+        "--work", type=Path, help="work directory (resumable; default: a temporary one)"
+    )
+    parser.add_argument(
+        "--max-configs",
+        type=int,
+        help="evaluate at most this many configurations (in subspace order: "
+        "the smallest subspace first), then write what is complete",
+    )
+    parser.add_argument(
+        "--recompute",
+        type=Path,
+        metavar="JSON",
+        help="recompute table4 from a results JSON, print it, check it",
+    )
     args = parser.parse_args(argv)
     if args.recompute is not None:
         return recompute(args.recompute)
@@ -332,8 +402,10 @@ def main(argv=None) -> int:
     except ImportError:
         from cocotune.dependencies import missing_extra
 
-        print(missing_extra("matplotlib", "plots", "the figures of this benchmark").render(),
-              file=sys.stderr)  # fmt: skip
+        print(
+            missing_extra("matplotlib", "plots", "the figures of this benchmark").render(),
+            file=sys.stderr,
+        )
         return 2
 
     from cocotune.cli_support import import_tensorflow_quietly
@@ -394,8 +466,10 @@ def _check_work(work: Path, p: dict) -> None:
     if stamp.exists():
         old = json.loads(stamp.read_text()).get("fingerprint")
         if old != fp:
-            raise CocotuneError(f"{work} holds a run with other settings ({old} != {fp}); "
-                                "use another --work directory")  # fmt: skip
+            raise CocotuneError(
+                f"{work} holds a run with other settings ({old} != {fp}); "
+                "use another --work directory"
+            )
     else:
         work.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps({"fingerprint": fp, "settings": p}, indent=1))
@@ -444,7 +518,7 @@ def train_full(work: Path, pkg, p: dict) -> None:
         fit,
         predict_batches,
         recalibrate_batchnorm,
-        recalibration_images,  # fmt: skip
+        recalibration_images,
         train_steps,
     )
 
@@ -454,15 +528,17 @@ def train_full(work: Path, pkg, p: dict) -> None:
     model = pkg.build("full")
     src = training_settings(p["source"], p["source"]["steps"])
     t0 = time.perf_counter()
-    batches = make_tf_dataset(source.x_train, source.y_train, src.batch_size, True, p["seed"],
-                              True)  # fmt: skip
+    batches = make_tf_dataset(source.x_train, source.y_train, src.batch_size, True, p["seed"], True)
     train_steps(model, batches, make_optimizer(src), src.max_iter, loss)
     recalibrate_batchnorm(model, recalibration_images(source.x_train, 2048))
     source_seconds = time.perf_counter() - t0
     source_acc = accuracy(model, source.x_train[:4000], source.y_train[:4000])
     before = accuracy(model, target.x_val, target.y_val)
-    print(f"full model on the source: {source_seconds:.0f} s, accuracy {source_acc:.4f} on "
-          f"source training images, {before:.4f} on target validation", flush=True)  # fmt: skip
+    print(
+        f"full model on the source: {source_seconds:.0f} s, accuracy {source_acc:.4f} on "
+        f"source training images, {before:.4f} on target validation",
+        flush=True,
+    )
     recal = recalibration_images(target.x_train, p["bn_recalibrate"])
 
     def evaluate() -> float:
@@ -471,25 +547,32 @@ def train_full(work: Path, pkg, p: dict) -> None:
 
     ft = training_settings(p["finetune"])
     t1 = time.perf_counter()
-    batches = make_tf_dataset(target.x_train, target.y_train, ft.batch_size, True, p["seed"],
-                              True)  # fmt: skip
+    batches = make_tf_dataset(target.x_train, target.y_train, ft.batch_size, True, p["seed"], True)
     result = fit(model, batches, make_optimizer(ft), loss, StopRule(**p["rule"]), evaluate)
     target_seconds = time.perf_counter() - t1
     pred = predict_batches(model, target.x_val).reshape(len(target.x_val), -1).argmax(axis=1)
     se = standard_errors(pred == target.y_val, groups)
     atomic_save(pkg.full_weights_path, lambda tmp: model.save_weights(str(tmp)))
     full = {
-        "params": pkg.full_params, "val_accuracy": float(result.curve[-1][2]),
+        "params": pkg.full_params,
+        "val_accuracy": float(result.curve[-1][2]),
         "test_accuracy": accuracy(model, target.x_test, target.y_test),
-        "val_accuracy_before_finetuning": before, "source_train_accuracy": source_acc,
-        "source_seconds": round(source_seconds, 2), "target_seconds": round(target_seconds, 2),
-        "target_steps": result.steps, "target_stop": result.stop, "target_curve": result.curve,
+        "val_accuracy_before_finetuning": before,
+        "source_train_accuracy": source_acc,
+        "source_seconds": round(source_seconds, 2),
+        "target_seconds": round(target_seconds, 2),
+        "target_steps": result.steps,
+        "target_stop": result.stop,
+        "target_curve": result.curve,
         "val_standard_error": se,
-    }  # fmt: skip
+    }
     atomic_write_json(work / "full.json", full)
-    print(f"full model fine-tuned to the target: {result.steps} steps ({result.stop}), "
-          f"validation {full['val_accuracy']:.4f} (s.e. {se['clustered']:.4f} clustered), "
-          f"{target_seconds:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"full model fine-tuned to the target: {result.steps} steps ({result.stop}), "
+        f"validation {full['val_accuracy']:.4f} (s.e. {se['clustered']:.4f} clustered), "
+        f"{target_seconds:.0f} s",
+        flush=True,
+    )
 
 
 def pretrain(work: Path, p: dict, comm) -> None:
@@ -514,19 +597,24 @@ def pretrain(work: Path, p: dict, comm) -> None:
     rule = plateau_rule(limit, pre["eval_every"], pre["patience"], pre["min_delta"])
     settings = training_settings(p["finetune"], limit)
     if comm.is_root:
-        print(f"pre-training {sum(len(g) for g in todo)} tuning blocks in {len(todo)} groups "
-              f"on the target set (limit {limit} steps per group, plateau stop)", flush=True)  # fmt: skip
+        print(
+            f"pre-training {sum(len(g) for g in todo)} tuning blocks in {len(todo)} groups "
+            f"on the target set (limit {limit} steps per group, plateau stop)",
+            flush=True,
+        )
 
     def work_fn(group, ctx):
-        return pretrain_group(pkg, group, full, target, settings, limit, p["seed"] + ctx.index,
-                              ctx, rule=rule)  # fmt: skip
+        return pretrain_group(
+            pkg, group, full, target, settings, limit, p["seed"] + ctx.index, ctx, rule=rule
+        )
 
     def on_result(group, records):
         for r in records or []:
             log.append(r)
 
-    run_tasks(todo, work_fn, comm, on_result=on_result,
-              progress="pre-train" if comm.is_root else None)  # fmt: skip
+    run_tasks(
+        todo, work_fn, comm, on_result=on_result, progress="pre-train" if comm.is_root else None
+    )
 
 
 def task_order(work: Path) -> list[str]:
@@ -567,23 +655,29 @@ def evaluate_all(work: Path, p: dict, comm, max_configs: int | None) -> None:
     settings = training_settings(p["finetune"], p["rule"]["max_steps"])
     rule = StopRule(**p["rule"])
     if comm.is_root:
-        print(f"fine-tuning {len(tasks)} (method, configuration) pairs on {comm.size} "
-              f"process(es)", flush=True)  # fmt: skip
+        print(
+            f"fine-tuning {len(tasks)} (method, configuration) pairs on {comm.size} "
+            f"process(es)",
+            flush=True,
+        )
 
     def work_fn(task, ctx):
         method, cid = task
-        opts = EvalOptions(method=METHODS[method], rule=rule, seed=p["seed"],
-                           bn_recalibrate=p["bn_recalibrate"])  # fmt: skip
-        record = evaluate_configuration(pkg, configs[cid], full, blocks, target, settings, opts,
-                                        ctx)  # fmt: skip
+        opts = EvalOptions(
+            method=METHODS[method], rule=rule, seed=p["seed"], bn_recalibrate=p["bn_recalibrate"]
+        )
+        record = evaluate_configuration(
+            pkg, configs[cid], full, blocks, target, settings, opts, ctx
+        )
         return {**record, "key": f"{method}:{cid}", "benchmark_method": method}
 
     def on_result(task, record):
         if record is not None:
             log.append(record)
 
-    run_tasks(tasks, work_fn, comm, on_result=on_result,
-              progress="fine-tune" if comm.is_root else None)  # fmt: skip
+    run_tasks(
+        tasks, work_fn, comm, on_result=on_result, progress="fine-tune" if comm.is_root else None
+    )
 
 
 def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> dict:
@@ -596,15 +690,28 @@ def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> 
     group_seconds = {tuple(r["group"]): float(r["seconds"]) for r in pre}
     full["pretrain_seconds"] = sum(group_seconds.values())
     full["pretrain_groups"] = [
-        {"blocks": list(g), "seconds": s,
-         "steps": next(r["steps"] for r in pre if tuple(r["group"]) == g),
-         "stop": next(r["stop"] for r in pre if tuple(r["group"]) == g)}
+        {
+            "blocks": list(g),
+            "seconds": s,
+            "steps": next(r["steps"] for r in pre if tuple(r["group"]) == g),
+            "stop": next(r["stop"] for r in pre if tuple(r["group"]) == g),
+        }
         for g, s in group_seconds.items()
-    ]  # fmt: skip
+    ]
     records = {r["key"]: r for r in ResultsLog(work / "configs.jsonl").load()}
-    keep = ("setup_seconds", "curve", "stop", "test_accuracy", "val_accuracy",
-            "val_accuracy_start", "val_accuracy_assembled", "test_accuracy_start", "steps",
-            "seconds", "rank")  # fmt: skip
+    keep = (
+        "setup_seconds",
+        "curve",
+        "stop",
+        "test_accuracy",
+        "val_accuracy",
+        "val_accuracy_start",
+        "val_accuracy_assembled",
+        "test_accuracy_start",
+        "steps",
+        "seconds",
+        "rank",
+    )
     configs = []
     for c in pkg.configurations:
         runs = {m: records.get(f"{m}:{c.id}") for m in METHODS}
@@ -617,13 +724,15 @@ def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> 
         configs.append(entry)
     subspaces = json.loads((work / "subspaces.json").read_text())
     doc = {
-        "benchmark": "composability", "quick": quick,
+        "benchmark": "composability",
+        "quick": quick,
         "complete": len(configs) == len(pkg.configurations),
         "net": f"{NET.relative_to(REPO)} with filter counts x {p['width']}",
         # processes that measured (the assembling invocation may be another)
         "ranks": max([ranks] + [r[m]["rank"] + 1 for r in configs for m in METHODS]),
         "python": platform.python_version(),
-        "wall_seconds": round(wall, 1), "settings": p,
+        "wall_seconds": round(wall, 1),
+        "settings": p,
         # from the work directory's creation to now (a resumed run spans several invocations)
         "work_seconds": round(time.time() - (work / "settings.json").stat().st_mtime, 1),
         "regime": {
@@ -635,10 +744,14 @@ def assemble_json(work: Path, p: dict, quick: bool, ranks: int, wall: float) -> 
             f"{POOLS['val']} x {p['regime']['val_variants']} for validation, "
             f"{POOLS['test']} x {p['regime']['test_variants']} for test",
         },
-        "full": full, "alphas": ALPHAS, "subspaces": subspaces,
-        "sizes": {c.id: c.params for c in pkg.configurations}, "configs": configs,
-        "blocks": pkg.blocks, "paper": PAPER,
-    }  # fmt: skip
+        "full": full,
+        "alphas": ALPHAS,
+        "subspaces": subspaces,
+        "sizes": {c.id: c.params for c in pkg.configurations},
+        "configs": configs,
+        "blocks": pkg.blocks,
+        "paper": PAPER,
+    }
     doc["table4"] = table4(doc)
     doc["medians"] = medians(doc)
     return doc
@@ -666,8 +779,10 @@ def recompute(path: Path) -> int:
     doc = json.loads(path.read_text())
     rows = table4(doc)
     for r in rows:
-        print(f"{r['configs']:>4} configs  alpha {r['alpha']:<6} speedup {fmt_speedup(r)}"
-              f"{'  [' + r['degenerate'] + ']' if r['degenerate'] else ''}")  # fmt: skip
+        print(
+            f"{r['configs']:>4} configs  alpha {r['alpha']:<6} speedup {fmt_speedup(r)}"
+            f"{'  [' + r['degenerate'] + ']' if r['degenerate'] else ''}"
+        )
     same = rows == doc.get("table4")
     print("table4 in the file: " + ("identical" if same else "DIFFERENT"))
     return 0 if same else 1
@@ -711,8 +826,14 @@ def plot(doc: dict, out: Path) -> list[Path]:
     for c, ls in zip(picks, ("-", "--", ":")):
         for m in METHODS:
             curve = c[m]["curve"]
-            ax.plot([q[0] for q in curve], [q[2] for q in curve], ls=ls, marker=".",
-                    c=COLORS[m], label=f"{c['id']} ({c['params']:,}) {LABELS[m]}")  # fmt: skip
+            ax.plot(
+                [q[0] for q in curve],
+                [q[2] for q in curve],
+                ls=ls,
+                marker=".",
+                c=COLORS[m],
+                label=f"{c['id']} ({c['params']:,}) {LABELS[m]}",
+            )
     ax.axhline(full, color="k", lw=1, label="full model")
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("target validation accuracy")
@@ -727,12 +848,21 @@ def plot(doc: dict, out: Path) -> list[Path]:
         rows = [r for r in doc["table4"] if r["alpha"] == alpha and r["speedup"] is not None]
         if not rows:
             continue
-        line = ax.plot([r["configs"] for r in rows], [r["speedup"] for r in rows], marker="o",
-                       label=f"α = {alpha}")[0]  # fmt: skip
+        line = ax.plot(
+            [r["configs"] for r in rows],
+            [r["speedup"] for r in rows],
+            marker="o",
+            label=f"α = {alpha}",
+        )[0]
         for r in rows:
             if r["lower_bound"]:
-                ax.annotate("≥", (r["configs"], r["speedup"]), color=line.get_color(),
-                            xytext=(4, 4), textcoords="offset points")  # fmt: skip
+                ax.annotate(
+                    "≥",
+                    (r["configs"], r["speedup"]),
+                    color=line.get_color(),
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
     ax.axhline(1, color="k", lw=1)
     ax.set_xscale("log", base=2)
     sizes = sorted(int(k) for k in doc["subspaces"])
@@ -757,18 +887,24 @@ def fmt_speedup(row: dict) -> str:
 def print_report(doc: dict) -> None:
     f = doc["full"]
     se = f["val_standard_error"]
-    print(f"\nfull model: {f['params']:,} parameters, target validation {f['val_accuracy']:.4f} "
-          f"(s.e. {se['clustered']:.4f} clustered, {se['binomial']:.4f} binomial, "
-          f"n={se['n']}); pre-training {f['pretrain_seconds']:.1f} s")  # fmt: skip
+    print(
+        f"\nfull model: {f['params']:,} parameters, target validation {f['val_accuracy']:.4f} "
+        f"(s.e. {se['clustered']:.4f} clustered, {se['binomial']:.4f} binomial, "
+        f"n={se['n']}); pre-training {f['pretrain_seconds']:.1f} s"
+    )
     for m, v in doc["medians"].items():
-        print(f"median {LABELS[m]:14s}: assembled {v['assembled']:.4f}, start {v['start']:.4f}, "
-              f"final {v['final']:.4f} ({v['steps']:.0f} steps, {v['seconds']:.1f} s)")  # fmt: skip
+        print(
+            f"median {LABELS[m]:14s}: assembled {v['assembled']:.4f}, start {v['start']:.4f}, "
+            f"final {v['final']:.4f} ({v['steps']:.0f} steps, {v['seconds']:.1f} s)"
+        )
     print("\nTable 4 (replayed): configs, alpha, speedup")
     for r in doc["table4"]:
-        print(f"  {r['configs']:>4} {r['alpha']:<6} {fmt_speedup(r):>10}  default "
-              f"{r['seconds_default']:8.1f} s ({r['explored_default']} explored), block "
-              f"{r['seconds_block']:8.1f} s ({r['explored_block']} explored)"
-              f"{'  [' + r['degenerate'] + ']' if r['degenerate'] else ''}")  # fmt: skip
+        print(
+            f"  {r['configs']:>4} {r['alpha']:<6} {fmt_speedup(r):>10}  default "
+            f"{r['seconds_default']:8.1f} s ({r['explored_default']} explored), block "
+            f"{r['seconds_block']:8.1f} s ({r['explored_block']} explored)"
+            f"{'  [' + r['degenerate'] + ']' if r['degenerate'] else ''}"
+        )
     print(f"  paper (ResNet-50, Flowers102): {PAPER['table4_headline']}")
 
 

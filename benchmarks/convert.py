@@ -68,11 +68,16 @@ def main(argv=None) -> int:
             run(x).numpy()
             best[name] = min(best[name], time.perf_counter() - start)
     ratio = best["keras.applications"] / best["generated"]
-    print(f"conversion, ResNet-152 (parse, plan, generate, format, import): "
-          f"{t152:.2f} s" if t152 is not None else "ResNet-152 not found")  # fmt: skip
+    print(
+        f"conversion, ResNet-152 (parse, plan, generate, format, import): {t152:.2f} s"
+        if t152 is not None
+        else "ResNet-152 not found"
+    )
     for name, seconds in best.items():
-        print(f"ResNet-50 inference, batch {args.batch}, {name:20s}: {seconds * 1e3:8.1f} ms "
-              f"({args.batch / seconds:6.1f} images/s)")  # fmt: skip
+        print(
+            f"ResNet-50 inference, batch {args.batch}, {name:20s}: {seconds * 1e3:8.1f} ms "
+            f"({args.batch / seconds:6.1f} images/s)"
+        )
     print(f"speed ratio generated / keras.applications: {ratio:.3f} (target >= 0.95)")
     report = {
         "benchmark": "convert",

@@ -100,9 +100,11 @@ def main(argv=None) -> int:
         f"{'net':45s} {'layers':>7s} {'total s':>8s} {'layers/s':>9s} {'parse l/s':>10s} {'shape l/s':>10s}"
     )
     for r in results:
-        print(f"{r['file']:45s} {r['layers']:7d} {r['total_seconds']:8.3f} "
-              f"{r['layers_per_second']:9d} {r['parse_layers_per_second']:10d} "
-              f"{r['shape_layers_per_second']:10d}")  # fmt: skip
+        print(
+            f"{r['file']:45s} {r['layers']:7d} {r['total_seconds']:8.3f} "
+            f"{r['layers_per_second']:9d} {r['parse_layers_per_second']:10d} "
+            f"{r['shape_layers_per_second']:10d}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "frontend",

@@ -63,9 +63,11 @@ def main(argv=None) -> int:
         "method": "one run, wall clock (time.perf_counter); gen = cocotune.gen.write_package.generate_package",
     }
     print(f"{args.net}: {result['modules']} modules, {result['configurations']} configurations")
-    print(f"cocotune gen wall time: {report['gen_wall_s']:.2f} s "
-          f"(frontend {timings['frontend_s']:.2f} s, Sequitur + blocks {timings['blocks_s']:.3f} s, "
-          f"code generation {timings['codegen_s']:.2f} s)")  # fmt: skip
+    print(
+        f"cocotune gen wall time: {report['gen_wall_s']:.2f} s "
+        f"(frontend {timings['frontend_s']:.2f} s, Sequitur + blocks {timings['blocks_s']:.3f} s, "
+        f"code generation {timings['codegen_s']:.2f} s)"
+    )
     print(f"tuning blocks: {result['blocks']}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "gen.json"

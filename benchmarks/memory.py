@@ -62,8 +62,11 @@ def _measure(prefix: str, script: str, args: list[str]) -> None:
     rank = next((int(os.environ[v]) for v in RANK_VARIABLES if v in os.environ), 0)
 
     def report() -> None:
-        record = {"rank": rank, "peak_mb": round(_status_mb("VmHWM"), 1),
-                  "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        record = {
+            "rank": rank,
+            "peak_mb": round(_status_mb("VmHWM"), 1),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
         Path(f"{prefix}.rank{rank}.json").write_text(json.dumps(record))
 
     atexit.register(report)
@@ -99,8 +102,9 @@ def resnet50_prototxt() -> str:
     out = ['name: "ResNet-50"', 'input: "data"'] + [f"input_dim: {d}" for d in (1, 3, 224, 224)]
 
     def layer(name, kind, bottom, top, params=""):
-        out.append(f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}" '
-                   f"{params}}}")  # fmt: skip
+        out.append(
+            f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}" {params}}}'
+        )
 
     def conv_bn(name, bn, bottom, filters, kernel, stride, pad, relu, bias=False):
         opts = f"num_output: {filters} kernel_size: {kernel} pad: {pad} stride: {stride}"
@@ -130,10 +134,13 @@ def resnet50_prototxt() -> str:
                 shortcut = f"res{b}_branch1"
             conv_bn(f"res{b}_branch2a", f"{b}_branch2a", bottom, width, 1, stride, 0, True)
             conv_bn(f"res{b}_branch2b", f"{b}_branch2b", f"res{b}_branch2a", width, 3, 1, 1, True)
-            conv_bn(f"res{b}_branch2c", f"{b}_branch2c", f"res{b}_branch2b", 4 * width, 1, 1, 0,
-                    False)  # fmt: skip
-            out.append(f'layer {{ name: "res{b}" type: "Eltwise" bottom: "{shortcut}" '
-                       f'bottom: "res{b}_branch2c" top: "res{b}" }}')  # fmt: skip
+            conv_bn(
+                f"res{b}_branch2c", f"{b}_branch2c", f"res{b}_branch2b", 4 * width, 1, 1, 0, False
+            )
+            out.append(
+                f'layer {{ name: "res{b}" type: "Eltwise" bottom: "{shortcut}" '
+                f'bottom: "res{b}_branch2c" top: "res{b}" }}'
+            )
             layer(f"res{b}_relu", "ReLU", f"res{b}", f"res{b}")
             bottom = f"res{b}"
     layer(
@@ -173,13 +180,21 @@ def run(cmd: list[str], log: Path, stdout: Path | None = None) -> float:
 def measured(work: Path, name: str, script: str | Path, args: list, ranks: int = 0) -> dict:
     """Run ``script`` (a file) measured, alone or under ``mpirun -n ranks``; per-rank peaks."""
     prefix = work / f"peak-{name}"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--measure", str(prefix), str(script),
-           *map(str, args)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--measure",
+        str(prefix),
+        str(script),
+        *map(str, args),
+    ]
     if ranks:
         cmd = [str(BIN / "mpirun"), "-n", str(ranks), *cmd]
     seconds = run(cmd, work / f"{name}.log")
-    records = sorted((json.loads(p.read_text()) for p in work.glob(f"peak-{name}.rank*.json")),
-                     key=lambda r: r["rank"])  # fmt: skip
+    records = sorted(
+        (json.loads(p.read_text()) for p in work.glob(f"peak-{name}.rank*.json")),
+        key=lambda r: r["rank"],
+    )
     if len(records) != max(ranks, 1):
         raise SystemExit(f"{name}: expected {max(ranks, 1)} rank records, found {len(records)}")
     peak = max(r["peak_mb"] for r in records)
@@ -223,20 +238,38 @@ def main(argv=None) -> int:
         data = image_folder(work / "images", args.train_per_class, args.test_per_class)
         common = ["--data", data, "--batch-size", args.batch_size, "--quiet"]
         steps = ["--steps", args.steps]
-        print(f"peak resident memory per process, ResNet-50 224x224x3, batch {args.batch_size}, "
-              f"{args.steps} steps:", flush=True)  # fmt: skip
+        print(
+            f"peak resident memory per process, ResNet-50 224x224x3, batch {args.batch_size}, "
+            f"{args.steps} steps:",
+            flush=True,
+        )
         (work / "floor.py").write_text(FLOOR)
         (work / "keras_reference.py").write_text(KERAS_REFERENCE)
         floor = measured(work, "floor", work / "floor.py", [])
-        keras_ref = measured(work, "keras-reference", work / "keras_reference.py",
-                             [args.steps, args.batch_size])  # fmt: skip
+        keras_ref = measured(
+            work, "keras-reference", work / "keras_reference.py", [args.steps, args.batch_size]
+        )
         phases = {
             "train": measured(work, "train", pkg / "train.py", [*common, *steps]),
-            "pretrain": measured(work, "pretrain", pkg / "pretrain.py", [*common, *steps],
-                                 ranks=args.ranks),  # fmt: skip
-            "explore": measured(work, "explore", pkg / "explore.py",
-                                [*common, *steps, "--eval-every", args.steps, "--bn-recalibrate",
-                                 "256", "--acc-threshold", "1.01"], ranks=args.ranks),  # fmt: skip
+            "pretrain": measured(
+                work, "pretrain", pkg / "pretrain.py", [*common, *steps], ranks=args.ranks
+            ),
+            "explore": measured(
+                work,
+                "explore",
+                pkg / "explore.py",
+                [
+                    *common,
+                    *steps,
+                    "--eval-every",
+                    args.steps,
+                    "--bn-recalibrate",
+                    "256",
+                    "--acc-threshold",
+                    "1.01",
+                ],
+                ranks=args.ranks,
+            ),
         }
     finally:
         if not args.keep:
@@ -246,27 +279,36 @@ def main(argv=None) -> int:
     for name, phase in phases.items():
         phase["ratio"] = round(phase["peak_mb"] / reference, 2)
         print(f"{name:10s} {phase['peak_mb']:18.0f} {phase['ratio']:17.2f}")
-    print(f"{'Keras':10s} {reference:18.0f} {1.0:17.2f}   (floor: import tensorflow, keras = "
-          f"{floor['peak_mb']:.0f} MB)")  # fmt: skip
+    print(
+        f"{'Keras':10s} {reference:18.0f} {1.0:17.2f}   (floor: import tensorflow, keras = "
+        f"{floor['peak_mb']:.0f} MB)"
+    )
     worst = max(p["ratio"] for p in phases.values())
     print(f"worst ratio {worst:.2f} (target <= {TARGET_RATIO:g})")
     report = {
         "benchmark": "memory",
         "what": "peak RSS (VmHWM) per process, ResNet-50 224x224x3, as a user runs each phase",
-        "settings": {"steps": args.steps, "batch_size": args.batch_size, "ranks": args.ranks,
-                     "images": f"3 classes x ({args.train_per_class} train + "
-                               f"{args.test_per_class} test) random 224x224 PNGs",
-                     "prototxt": str(args.prototxt.name) if args.prototxt else "generated",
-                     "explore": "--bn-recalibrate 256 --acc-threshold 1.01: all fine-tune"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+        "settings": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "ranks": args.ranks,
+            "images": f"3 classes x ({args.train_per_class} train + "
+            f"{args.test_per_class} test) random 224x224 PNGs",
+            "prototxt": str(args.prototxt.name) if args.prototxt else "generated",
+            "explore": "--bn-recalibrate 256 --acc-threshold 1.01: all fine-tune",
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        },
         "floor_import_tensorflow_keras": floor,
         "keras_reference": keras_ref,
         "phases": phases,
         "target_ratio": TARGET_RATIO,
         "worst_ratio": worst,
         "meets_target": worst <= TARGET_RATIO,
-    }  # fmt: skip
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "memory.json"
     atomic_write_json(path, report)

@@ -122,18 +122,28 @@ def main(argv=None) -> int:
                 if len(events) != args.configs:
                     raise SystemExit(f"{pkg}: {len(events)} of {args.configs} configurations")
                 steady = steady_rate(events)
-                runs.append({
-                    "repeat": repeat, "ranks": ranks, "seconds": round(seconds, 2),
-                    "configs_per_s": round(args.configs / seconds, 4),
-                    "cpu_seconds": round(cpu, 1),
-                    "steady_configs_per_s": round(steady, 4),
-                    "per_rank": {str(r): sum(1 for _, x in events if x == r) for r in range(ranks)},
-                    "completions": [[round(t, 1), r] for t, r in events],
-                    "load_before": before, "load_after": load(),
-                })  # fmt: skip
-                print(f"repeat {repeat}, {ranks} rank(s): {seconds:.1f} s whole command "
-                      f"({cpu:.0f} CPU s), steady {steady:.4f} configurations/s (load {before} "
-                      f"-> {runs[-1]['load_after']})", flush=True)  # fmt: skip
+                runs.append(
+                    {
+                        "repeat": repeat,
+                        "ranks": ranks,
+                        "seconds": round(seconds, 2),
+                        "configs_per_s": round(args.configs / seconds, 4),
+                        "cpu_seconds": round(cpu, 1),
+                        "steady_configs_per_s": round(steady, 4),
+                        "per_rank": {
+                            str(r): sum(1 for _, x in events if x == r) for r in range(ranks)
+                        },
+                        "completions": [[round(t, 1), r] for t, r in events],
+                        "load_before": before,
+                        "load_after": load(),
+                    }
+                )
+                print(
+                    f"repeat {repeat}, {ranks} rank(s): {seconds:.1f} s whole command "
+                    f"({cpu:.0f} CPU s), steady {steady:.4f} configurations/s (load {before} "
+                    f"-> {runs[-1]['load_after']})",
+                    flush=True,
+                )
 
     def median(ranks: int, key: str) -> float:
         return statistics.median(r[key] for r in runs if r["ranks"] == ranks)
@@ -151,13 +161,19 @@ def main(argv=None) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load_range = [min(r["load_before"] for r in runs), max(r["load_after"] for r in runs)]
     for r in (1, 2):
-        print(f"{r} rank(s): steady {steady[r]:.4f} configurations/s, whole command "
-              f"{median(r, 'seconds'):.1f} s ({whole[r]:.4f} configurations/s) (medians)")  # fmt: skip
-    print(f"steady-state ratio 2 ranks / 1 rank: {steady_ratio:.2f} (target >= 1.8); "
-          f"per pair {pair_ratios('steady_configs_per_s')}")  # fmt: skip
+        print(
+            f"{r} rank(s): steady {steady[r]:.4f} configurations/s, whole command "
+            f"{median(r, 'seconds'):.1f} s ({whole[r]:.4f} configurations/s) (medians)"
+        )
+    print(
+        f"steady-state ratio 2 ranks / 1 rank: {steady_ratio:.2f} (target >= 1.8); "
+        f"per pair {pair_ratios('steady_configs_per_s')}"
+    )
     print(f"whole-command ratio: {whole_ratio:.2f}; per pair {pair_ratios('configs_per_s')}")
-    print(f"cores used (CPU s / wall s, medians): 1 rank {cores[1]:.2f}, 2 ranks {cores[2]:.2f}; "
-          f"load average {load_range[0]}..{load_range[1]} on {cpus} CPUs")  # fmt: skip
+    print(
+        f"cores used (CPU s / wall s, medians): 1 rank {cores[1]:.2f}, 2 ranks {cores[2]:.2f}; "
+        f"load average {load_range[0]}..{load_range[1]} on {cpus} CPUs"
+    )
     report = {
         "benchmark": "mpi_scaling",
         "method": (
@@ -167,7 +183,9 @@ def main(argv=None) -> int:
             "state = per rank (completions - 1) / (last - first completion time), summed over "
             "ranks; whole command = configurations / wall clock including start-up; medians"
         ),
-        "configurations": args.configs, "steps": args.steps, "repeats": args.repeats,
+        "configurations": args.configs,
+        "steps": args.steps,
+        "repeats": args.repeats,
         "steady_configs_per_s_1_rank": round(steady[1], 4),
         "steady_configs_per_s_2_ranks": round(steady[2], 4),
         "steady_ratio": round(steady_ratio, 3),
@@ -176,11 +194,13 @@ def main(argv=None) -> int:
         "seconds_2_ranks": round(median(2, "seconds"), 2),
         "whole_command_ratio": round(whole_ratio, 3),
         "whole_command_ratio_per_pair": pair_ratios("configs_per_s"),
-        "cores_used_1_rank": cores[1], "cores_used_2_ranks": cores[2],
-        "cpus": cpus, "load_average_range": load_range,
+        "cores_used_1_rank": cores[1],
+        "cores_used_2_ranks": cores[2],
+        "cpus": cpus,
+        "load_average_range": load_range,
         "python": platform.python_version(),
         "runs": runs,
-    }  # fmt: skip
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "mpi_scaling.json"
     atomic_write_json(path, report)

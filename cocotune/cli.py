@@ -83,13 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
 
-    p = sub.add_parser("check", help="parse a Prototxt, infer Caffe's shapes, print a summary",
-                       description="Parse a Caffe Prototxt exactly as Caffe reads it and print "
-                       "every layer with its module, top shapes (N,C,H,W), parameters and "
-                       "multiply-accumulates per image. Given a solver file, print its "
-                       "settings and check the nets it names (found relative to the working "
-                       "directory, as Caffe does, or next to the solver) in the phases the "
-                       "solver runs them in.")  # fmt: skip
+    p = sub.add_parser(
+        "check",
+        help="parse a Prototxt, infer Caffe's shapes, print a summary",
+        description="Parse a Caffe Prototxt exactly as Caffe reads it and print "
+        "every layer with its module, top shapes (N,C,H,W), parameters and "
+        "multiply-accumulates per image. Given a solver file, print its "
+        "settings and check the nets it names (found relative to the working "
+        "directory, as Caffe does, or next to the solver) in the phases the "
+        "solver runs them in.",
+    )
     add_net_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_check)

@@ -21,12 +21,26 @@ __all__ = ["add_net_options", "import_tensorflow_quietly", "load_net_from_args"]
 def add_net_options(p: argparse.ArgumentParser) -> None:
     """The Prototxt argument and the options that choose which of its layers form the net."""
     p.add_argument("prototxt", help="Caffe net (.prototxt), optionally with module { } blocks")
-    p.add_argument("--phase", default="TEST", choices=["TEST", "TRAIN"],
-                   help="which phase's layers to keep (include/exclude rules); default TEST")  # fmt: skip
-    p.add_argument("--stage", action="append", default=[], metavar="NAME",
-                   help="a NetState stage for include/exclude rules (repeatable)")  # fmt: skip
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="override or supply an input blob's shape (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--phase",
+        default="TEST",
+        choices=["TEST", "TRAIN"],
+        help="which phase's layers to keep (include/exclude rules); default TEST",
+    )
+    p.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a NetState stage for include/exclude rules (repeatable)",
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="BLOB=N,C,H,W",
+        help="override or supply an input blob's shape (repeatable)",
+    )
 
 
 def load_net_from_args(args: argparse.Namespace) -> Net:

@@ -59,14 +59,24 @@ def render_table(summary: dict[str, Any]) -> str:
     rows = []
     for entry in summary["layers"]:
         tops = " ".join(
-            f"{name}{_shape(shape)}" if len(entry["tops"]) > 1 or name != entry["name"]
-            else _shape(shape)
+            (
+                f"{name}{_shape(shape)}"
+                if len(entry["tops"]) > 1 or name != entry["name"]
+                else _shape(shape)
+            )
             for name, shape in entry["tops"].items()
-        )  # fmt: skip
+        )
         kind = entry["type"] + (" *" if entry.get("fork_extension") else "")
-        rows.append([entry["name"], kind, entry["module"] or "", tops,
-                     human(entry["params"]) if entry["params"] else "",
-                     human(entry["macs"]) if entry["macs"] else ""])  # fmt: skip
+        rows.append(
+            [
+                entry["name"],
+                kind,
+                entry["module"] or "",
+                tops,
+                human(entry["params"]) if entry["params"] else "",
+                human(entry["macs"]) if entry["macs"] else "",
+            ]
+        )
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]

@@ -63,17 +63,20 @@ def targets(r: dict) -> list[str]:
     sizes = sorted({row["configs"] for row in rows})
     out = []
     for alpha in TARGET_ALPHAS:
-        series = [next(x for x in rows if x["configs"] == n and x["alpha"] == alpha)
-                  for n in sizes]  # fmt: skip
+        series = [next(x for x in rows if x["configs"] == n and x["alpha"] == alpha) for n in sizes]
         values = [x["speedup"] for x in series]
         rising = None not in values and all(b > a for a, b in zip(values, values[1:]))
-        out.append(f"speedup rises with the subspace size at α = {alpha} "
-                   f"({' → '.join(speedup_text(x) for x in series)}): "
-                   f"**{status(rising, series)}**")  # fmt: skip
+        out.append(
+            f"speedup rises with the subspace size at α = {alpha} "
+            f"({' → '.join(speedup_text(x) for x in series)}): "
+            f"**{status(rising, series)}**"
+        )
     last = next(x for x in rows if x["configs"] == sizes[-1] and x["alpha"] == 0.005)
     ok = last["speedup"] is not None and last["speedup"] >= TARGET_SPEEDUP
-    out.append(f"≥ {TARGET_SPEEDUP:g}× at {sizes[-1]} configurations, α = 0.005 "
-               f"({speedup_text(last)}): **{'met' if ok else 'missed'}**")  # fmt: skip
+    out.append(
+        f"≥ {TARGET_SPEEDUP:g}× at {sizes[-1]} configurations, α = 0.005 "
+        f"({speedup_text(last)}): **{'met' if ok else 'missed'}**"
+    )
     return out
 
 
@@ -161,8 +164,10 @@ def section(r: dict) -> str:
     ]
     for m, label in (("default", "default"), ("block", "block-trained")):
         v = med[m]
-        lines.append(f"| {label} | {v['assembled']:.4f} | {v['start']:.4f} | {v['final']:.4f} | "
-                     f"{v['steps']:.0f} | {v['seconds']:.1f} |")  # fmt: skip
+        lines.append(
+            f"| {label} | {v['assembled']:.4f} | {v['start']:.4f} | {v['final']:.4f} | "
+            f"{v['steps']:.0f} | {v['seconds']:.1f} |"
+        )
     lines += [
         f"| full model | | | {f['val_accuracy']:.4f} | {f['target_steps']} | |",
         "",

@@ -161,10 +161,20 @@ def test_generated_model_loads_no_compiler(tmp_path):
     example = REPO / "examples" / "resnet_digits"
     generated_package = tmp_path / "pkg"
     gen = subprocess.run(
-        [sys.executable, "-m", "cocotune", "gen", str(example / "net.prototxt"),
-         str(example / "subspace.txt"), "-o", str(generated_package)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cocotune",
+            "gen",
+            str(example / "net.prototxt"),
+            str(example / "subspace.txt"),
+            "-o",
+            str(generated_package),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert gen.returncode == 0, gen.stderr[-3000:]
     code = textwrap.dedent("""
         import json, sys

@@ -135,10 +135,19 @@ def test_composability_committed_results():
 @pytest.mark.slow
 def test_composability_quick(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "composability.py"), "--quick", "--out",
-         str(tmp_path), "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "composability.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "composability.json").read_text())
     assert data["quick"] and data["complete"]
@@ -149,10 +158,19 @@ def test_composability_quick(tmp_path):
     assert "Table 4" in proc.stdout
     # a rerun on the same work directory reuses every result (nothing is fine-tuned again)
     rerun = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "composability.py"), "--quick", "--out",
-         str(tmp_path / "again"), "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "composability.py"),
+            "--quick",
+            "--out",
+            str(tmp_path / "again"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "fine-tuning" not in rerun.stdout
     again = json.loads((tmp_path / "again" / "composability.json").read_text())
@@ -164,10 +182,20 @@ def test_composability_quick(tmp_path):
 
 def test_frontend_benchmark_quick(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "frontend.py"), "--layers", "500",
-         "--repeat", "1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "frontend.py"),
+            "--layers",
+            "500",
+            "--repeat",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "frontend.json").read_text())
     assert data["results"][0]["layers"] == 500

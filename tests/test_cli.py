@@ -14,8 +14,16 @@ def test_check_table_on_the_example(run_cli):
     result = run_cli("check", EXAMPLES / "resnet_digits" / "net.prototxt")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["layer", "type", "module", "top", "shapes", "(N,C,H,W)", "params",
-                                "MACs"]  # fmt: skip
+    assert lines[0].split() == [
+        "layer",
+        "type",
+        "module",
+        "top",
+        "shapes",
+        "(N,C,H,W)",
+        "params",
+        "MACs",
+    ]
     row = next(l for l in lines if l.startswith("res3a_branch2a "))
     assert row.split()[:4] == ["res3a_branch2a", "Convolution", "res3a", "(1,32,4,4)"]
     assert "6 modules" in result.out and "outputs: prob(1,10)" in result.out
@@ -29,9 +37,14 @@ def test_check_json_keys(run_cli):
     assert set(data) >= {"layers", "totals", "modules", "outputs"}
     conv1 = data["layers"][1]
     assert conv1 == {
-        "name": "conv1", "type": "Convolution", "module": None, "bottoms": ["data"],
-        "tops": {"conv1": [1, 64, 112, 112]}, "params": 9472, "macs": 118013952,
-    }  # fmt: skip
+        "name": "conv1",
+        "type": "Convolution",
+        "module": None,
+        "bottoms": ["data"],
+        "tops": {"conv1": [1, 64, 112, 112]},
+        "params": 9472,
+        "macs": 118013952,
+    }
     assert data["totals"]["params"] == sum(l["params"] for l in data["layers"])
     assert data["outputs"] == {"prob": [1, 1000]}
 
@@ -65,8 +78,10 @@ def test_check_does_not_import_tensorflow_and_is_fast():
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", code, str(EXAMPLES / "resnet_digits" / "net.prototxt")],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert time.perf_counter() - start < 5  # "well under a second" in practice; generous for CI
 
@@ -87,13 +102,16 @@ def test_console_script_exit_codes(tmp_path):
 def test_console_script_on_fork_nets_and_solvers(tmp_path):
     """The whole list of a fork net's problems and a solver's check, through the real entry."""
     exe = [sys.executable, "-m", "cocotune", "check"]
-    proc = subprocess.run([*exe, str(DATA / "fasterrcnn_like_train.prototxt")],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [*exe, str(DATA / "fasterrcnn_like_train.prototxt")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("error: 6 problems (unsupported types: ")
     solver = tmp_path / "solver.prototxt"
     solver.write_text('net: "missing.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n')
     proc = subprocess.run([*exe, str(solver)], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f'net "missing.prototxt" (TRAIN): not found; looked at {tmp_path}/missing.prototxt' \
-        in proc.stdout  # fmt: skip
+    assert (
+        f'net "missing.prototxt" (TRAIN): not found; looked at {tmp_path}/missing.prototxt'
+        in proc.stdout
+    )

@@ -40,8 +40,14 @@ def run_python(code: str, tmp_path, env_extra: dict | None = None, pythonpath: s
     env = {k: v for k, v in os.environ.items() if k != ALLOW_UNTESTED_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, str(REPO)) if p)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("version", ["2.21.0", "2.21.3", "2.21.0rc1", "2.21.0.dev20260101"])

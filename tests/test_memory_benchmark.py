@@ -39,8 +39,10 @@ def test_measure_wrapper_reports_the_scripts_peak_even_when_it_exits_nonzero(tmp
     prefix = tmp_path / "peak-alloc"
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--measure", str(prefix), str(script), "300"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 3, proc.stderr
     record = json.loads((tmp_path / "peak-alloc.rank0.json").read_text())
     assert record["rank"] == 0

@@ -32,11 +32,22 @@ from tests.conftest import EXAMPLES, REPO
 # Building the wheel and each pip run take seconds; the whole module runs in `make test` (CI).
 pytestmark = pytest.mark.slow
 
-SOURCES = ["setup.cfg", "setup.py", "pyproject.toml", "README.md", "cocotune", "grammar",
-           "codegen_templates", "proto"]  # fmt: skip
+SOURCES = [
+    "setup.cfg",
+    "setup.py",
+    "pyproject.toml",
+    "README.md",
+    "cocotune",
+    "grammar",
+    "codegen_templates",
+    "proto",
+]
 # Top-level data directories that install under another name (see setup.py).
-MAPPED = {"grammar": "cocotune/grammar", "codegen_templates": "cocotune/codegen_templates",
-          "proto": "cocotune/proto"}  # fmt: skip
+MAPPED = {
+    "grammar": "cocotune/grammar",
+    "codegen_templates": "cocotune/codegen_templates",
+    "proto": "cocotune/proto",
+}
 # Import name -> distribution, where they differ; TensorFlow and extras are handled apart.
 DISTRIBUTION = {"google": "protobuf", "sklearn": "scikit-learn", "PIL": "pillow"}
 # Imports satisfied by the TensorFlow the user chooses (cpu/gpu extra or their own).
@@ -53,8 +64,9 @@ def pip_env() -> dict[str, str]:
 
 def pip(*args, python: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pip", *(["--python", str(python)] if python else []), *args]
-    result = subprocess.run([str(c) for c in cmd], env=pip_env(), capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [str(c) for c in cmd], env=pip_env(), capture_output=True, text=True, timeout=600
+    )
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -87,8 +99,10 @@ def requirements(wheel: Path) -> tuple[list[Requirement], dict[str, list[Require
     """(unconditional requirements, {extra: its requirements})."""
     meta = metadata(wheel)
     reqs = [Requirement(r) for r in meta.get_all("Requires-Dist")]
-    extras = {e: [r for r in reqs if r.marker and r.marker.evaluate({"extra": e})]
-              for e in meta.get_all("Provides-Extra")}  # fmt: skip
+    extras = {
+        e: [r for r in reqs if r.marker and r.marker.evaluate({"extra": e})]
+        for e in meta.get_all("Provides-Extra")
+    }
     return [r for r in reqs if r.marker is None], extras
 
 
@@ -116,11 +130,15 @@ def test_wheel_holds_every_package_module_and_data_file(wheel):
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel: {missing}"
     # the pieces an installed cocotune needs at run time, named explicitly
-    for must in ["cocotune/grammar/prototxt.lark", "cocotune/proto/caffe.proto",
-                 "cocotune/_proto/caffe_pb2.py", "cocotune/_proto/caffe_pb2.pyi",
-                 "cocotune/reference/caffe_layers.py",
-                 "cocotune/codegen_templates/keras/model.py.j2",
-                 "cocotune/codegen_templates/c/delegate.c.j2"]:  # fmt: skip
+    for must in [
+        "cocotune/grammar/prototxt.lark",
+        "cocotune/proto/caffe.proto",
+        "cocotune/_proto/caffe_pb2.py",
+        "cocotune/_proto/caffe_pb2.pyi",
+        "cocotune/reference/caffe_layers.py",
+        "cocotune/codegen_templates/keras/model.py.j2",
+        "cocotune/codegen_templates/c/delegate.c.j2",
+    ]:
         assert must in names
     tops = {n.split("/")[0] for n in names if not n.startswith("cocotune-")}
     assert tops == {"cocotune"}  # no tests/, no top-level grammar/ or proto/
@@ -150,8 +168,11 @@ def test_metadata_leaves_the_tensorflow_build_to_the_user(wheel):
 def test_protobuf_range_matches_the_generated_module(wheel):
     """caffe_pb2.py refuses a protobuf runtime older than its gencode or of another major."""
     text = (REPO / "cocotune" / "_proto" / "caffe_pb2.py").read_text()
-    m = re.search(r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*"
-                  r"(\d+),\s*(\d+),\s*(\d+),", text)  # fmt: skip
+    m = re.search(
+        r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*"
+        r"(\d+),\s*(\d+),\s*(\d+),",
+        text,
+    )
     major, minor, patch = map(int, m.groups())
     hard, _ = requirements(wheel)
     (protobuf,) = [r for r in hard if r.name == "protobuf"]
@@ -191,8 +212,12 @@ def fake_environment(root: Path, hard: list[Requirement], tensorflow: str) -> Pa
     versions, and ``tensorflow`` (a distribution name) at 2.21.0. Returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", root], check=True)
     python = root / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     dists = {r.name: installed_version(r.name) for r in hard}
     dists[tensorflow] = "2.21.0"
     for name, ver in dists.items():
@@ -216,8 +241,17 @@ def test_install_keeps_the_existing_tensorflow(wheel, tmp_path, present, request
     hard, _ = requirements(wheel)
     python = fake_environment(tmp_path / "env", hard, present)
     report = tmp_path / "report.json"
-    pip("install", "--dry-run", "--report", report, "--no-index", "--find-links", wheel.parent,
-        request_, python=python)  # fmt: skip
+    pip(
+        "install",
+        "--dry-run",
+        "--report",
+        report,
+        "--no-index",
+        "--find-links",
+        wheel.parent,
+        request_,
+        python=python,
+    )
     installs = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
     assert installs == ["cocotune"]
 
@@ -227,8 +261,16 @@ def test_the_cpu_extra_would_add_tensorflow_cpu_next_to_tensorflow(wheel, tmp_pa
     second distribution (offline, pip can only say it cannot find it)."""
     hard, _ = requirements(wheel)
     python = fake_environment(tmp_path / "env", hard, "tensorflow")
-    result = pip("install", "--dry-run", "--no-index", "--find-links", wheel.parent,
-                 "cocotune[cpu]", python=python, check=False)  # fmt: skip
+    result = pip(
+        "install",
+        "--dry-run",
+        "--no-index",
+        "--find-links",
+        wheel.parent,
+        "cocotune[cpu]",
+        python=python,
+        check=False,
+    )
     assert result.returncode != 0
     assert "No matching distribution found for tensorflow-cpu" in result.stderr
 
@@ -242,9 +284,14 @@ def test_installed_wheel_checks_converts_generates_and_trains(wheel, tmp_path):
     env = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
     python, cocotune = env / "bin" / "python", env / "bin" / "cocotune"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                "['purelib'])"], capture_output=True, text=True, check=True)
-                .stdout.strip())  # fmt: skip
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # The dependencies come from this environment (appended to sys.path, after the new
     # venv's own site-packages, so the wheel's cocotune wins over the editable checkout).
     (site / "test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -256,13 +303,23 @@ def test_installed_wheel_checks_converts_generates_and_trains(wheel, tmp_path):
     env_vars = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
     def run(*cmd) -> str:
-        result = subprocess.run([str(c) for c in cmd], cwd=work, env=env_vars, capture_output=True,
-                                text=True, timeout=900)  # fmt: skip
+        result = subprocess.run(
+            [str(c) for c in cmd],
+            cwd=work,
+            env=env_vars,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    where = run(python, "-c", "import cocotune.reference, cocotune.resources as r; "
-                "print(cocotune.reference.__file__); print(r.grammar_file('prototxt.lark'))")  # fmt: skip
+    where = run(
+        python,
+        "-c",
+        "import cocotune.reference, cocotune.resources as r; "
+        "print(cocotune.reference.__file__); print(r.grammar_file('prototxt.lark'))",
+    )
     assert all(Path(p).is_relative_to(site) for p in where.split()), where
     assert "6 modules" in run(cocotune, "check", "net.prototxt")
     out = run(cocotune, "convert", "net.prototxt", "-o", "converted", "--verify")

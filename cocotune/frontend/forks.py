@@ -19,10 +19,19 @@ YOLO = "YOLO forks"
 
 # (message type in caffe.proto, field name) -> the fork that defines the field.
 FORK_FIELDS: dict[tuple[str, str], str] = {
-    **{("LayerParameter", name): SSD for name in (
-        "annotated_data_param", "multibox_loss_param", "permute_param", "prior_box_param",
-        "detection_output_param", "detection_evaluate_param", "norm_param", "video_data_param",
-    )},  # fmt: skip
+    **{
+        ("LayerParameter", name): SSD
+        for name in (
+            "annotated_data_param",
+            "multibox_loss_param",
+            "permute_param",
+            "prior_box_param",
+            "detection_output_param",
+            "detection_evaluate_param",
+            "norm_param",
+            "video_data_param",
+        )
+    },
     ("LayerParameter", "normalize_param"): "SSD-style forks",
     ("LayerParameter", "roi_pooling_param"): FASTER_RCNN,
     ("LayerParameter", "smooth_l1_loss_param"): FASTER_RCNN,
@@ -34,14 +43,27 @@ FORK_FIELDS: dict[tuple[str, str], str] = {
     ("LayerParameter", "bn_param"): SEGNET,
     ("LayerParameter", "reorg_param"): YOLO,
     ("LayerParameter", "region_loss_param"): YOLO,
-    **{("TransformationParameter", name): SSD for name in (
-        "resize_param", "noise_param", "emit_constraint", "distort_param", "expand_param",
-        "crop_h", "crop_w",
-    )},  # fmt: skip
+    **{
+        ("TransformationParameter", name): SSD
+        for name in (
+            "resize_param",
+            "noise_param",
+            "emit_constraint",
+            "distort_param",
+            "expand_param",
+            "crop_h",
+            "crop_w",
+        )
+    },
     ("DropoutParameter", "scale_train"): FASTER_RCNN,
-    **{("SolverParameter", name): SSD for name in (
-        "eval_type", "ap_version", "show_per_class_result",
-    )},  # fmt: skip
+    **{
+        ("SolverParameter", name): SSD
+        for name in (
+            "eval_type",
+            "ap_version",
+            "show_per_class_result",
+        )
+    },
 }
 
 

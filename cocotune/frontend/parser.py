@@ -57,9 +57,18 @@ class TextModule:
 
 
 _ESCAPES = {
-    "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-    "\\": "\\", "'": "'", '"': '"', "?": "?",
-}  # fmt: skip
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
 
 
 def unescape(body: str) -> str:
@@ -177,11 +186,22 @@ def parse_text(source: Source) -> list[TextField | TextModule]:
 
 
 _TOKEN_WORDS = {
-    "_LBRACE": "'{'", "_RBRACE": "'}'", "_LANGLE": "'<'", "_RANGLE": "'>'", "_LSQB": "'['",
-    "_RSQB": "']'", "_COLON": "':'", "_COMMA": "','", "_SEMI": "';'", "NAME": "a field name",
-    "MODULE": "'module'", "STRING": "a string", "SIGNED_NUMBER": "a number", "MINUS": "'-'",
+    "_LBRACE": "'{'",
+    "_RBRACE": "'}'",
+    "_LANGLE": "'<'",
+    "_RANGLE": "'>'",
+    "_LSQB": "'['",
+    "_RSQB": "']'",
+    "_COLON": "':'",
+    "_COMMA": "','",
+    "_SEMI": "';'",
+    "NAME": "a field name",
+    "MODULE": "'module'",
+    "STRING": "a string",
+    "SIGNED_NUMBER": "a number",
+    "MINUS": "'-'",
     "$END": "end of file",
-}  # fmt: skip
+}
 
 
 def _describe_expected(expected: set[str]) -> str:

@@ -135,8 +135,9 @@ def raise_problems(problems: list[CocotuneError]) -> None:
     if len(problems) == 1:
         raise problems[0]
     kinds = sorted({p.unsupported_type for p in problems if hasattr(p, "unsupported_type")})
-    counts = {k: sum(1 for p in everything if getattr(p, "unsupported_type", None) == k)
-              for k in kinds}  # fmt: skip
+    counts = {
+        k: sum(1 for p in everything if getattr(p, "unsupported_type", None) == k) for k in kinds
+    }
     forks = sorted({p.field_name for p in problems if hasattr(p, "field_name")})
     other = sum(
         1 for p in problems if not hasattr(p, "unsupported_type") and not hasattr(p, "field_name")

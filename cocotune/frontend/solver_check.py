@@ -143,16 +143,24 @@ def _caffe_rules(source: Source, param: SolverParameter, tree: PositionTree) -> 
             )
         )
     elif len(train) > 1:
-        err(f"the solver names its train net {len(train)} times ({', '.join(train)}); Caffe "
-            "accepts exactly one", train[1])  # fmt: skip
+        err(
+            f"the solver names its train net {len(train)} times ({', '.join(train)}); Caffe "
+            "accepts exactly one",
+            train[1],
+        )
     if param.HasField("type") and param.type not in SOLVER_TYPES:
         err(f"unknown solver type '{param.type}': Caffe has {', '.join(SOLVER_TYPES)}", "type")
     if param.HasField("type") and param.HasField("solver_type"):
-        err("both 'type' and the deprecated 'solver_type' are set; Caffe refuses that: keep "
-            "only 'type'", "solver_type")  # fmt: skip
+        err(
+            "both 'type' and the deprecated 'solver_type' are set; Caffe refuses that: keep "
+            "only 'type'",
+            "solver_type",
+        )
     if param.HasField("lr_policy") and param.lr_policy not in LR_POLICIES:
-        err(f"unknown lr_policy '{param.lr_policy}': Caffe has {', '.join(LR_POLICIES)}",
-            "lr_policy")  # fmt: skip
+        err(
+            f"unknown lr_policy '{param.lr_policy}': Caffe has {', '.join(LR_POLICIES)}",
+            "lr_policy",
+        )
     elif not param.HasField("lr_policy"):
         problems.append(
             SchemaError(
@@ -273,8 +281,9 @@ def check_solver(
                 continue
             check.found = str(found)
             try:
-                check.net = load_net(found, phase=phase, stages=net_stages,
-                                     input_shapes=input_shapes)  # fmt: skip
+                check.net = load_net(
+                    found, phase=phase, stages=net_stages, input_shapes=input_shapes
+                )
             except CocotuneError as exc:
                 check.error = exc
         else:
@@ -284,8 +293,9 @@ def check_solver(
                 index = sum(1 for n in nets if n.role == role)
                 positions = tree.fields[role][index].children or PositionTree()
             try:
-                parsed = upgrade_and_filter(source, ParsedNet(what, positions, []), phase,
-                                            net_stages)  # fmt: skip
+                parsed = upgrade_and_filter(
+                    source, ParsedNet(what, positions, []), phase, net_stages
+                )
                 check.net = net_from_records(source, parsed, phase, input_shapes)
             except CocotuneError as exc:
                 check.error = exc
@@ -348,8 +358,14 @@ def to_json(result: SolverCheck) -> dict:
 
     nets = []
     for n in result.nets:
-        entry: dict = {"role": n.role, "phase": n.phase, "stages": n.stages,
-                       "written": n.written, "tried": n.tried, "found": n.found}  # fmt: skip
+        entry: dict = {
+            "role": n.role,
+            "phase": n.phase,
+            "stages": n.stages,
+            "written": n.written,
+            "tried": n.tried,
+            "found": n.found,
+        }
         if n.net is not None:
             entry["summary"] = net_summary(n.net)
             entry["notes"] = list(n.net.notes)

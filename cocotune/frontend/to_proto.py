@@ -201,8 +201,15 @@ class MessageFiller:
                 tree.problems.append(exc)
         return tree
 
-    def _fill_field(self, msg: Message, desc: Descriptor, f: TextField, where: str,
-                    tree: PositionTree, first_seen: dict[str, TextField]) -> None:  # fmt: skip
+    def _fill_field(
+        self,
+        msg: Message,
+        desc: Descriptor,
+        f: TextField,
+        where: str,
+        tree: PositionTree,
+        first_seen: dict[str, TextField],
+    ) -> None:
         fd = desc.fields_by_name.get(f.name)
         if fd is None:
             fork = fork_of(desc.name, f.name)

@@ -19,10 +19,25 @@ _NOT_KERAS = re.compile(r"[^0-9A-Za-z_.\-]")
 # Names the generated module itself uses; a Caffe blob must not shadow them.
 RESERVED = frozenset(
     {
-        "keras", "layers", "caffe", "np", "tf", "runtime", "build_model", "network", "model",
-        "inputs", "outputs", "mode_to_use", "prune_info", "w", "p", "widths", "prefix",
+        "keras",
+        "layers",
+        "caffe",
+        "np",
+        "tf",
+        "runtime",
+        "build_model",
+        "network",
+        "model",
+        "inputs",
+        "outputs",
+        "mode_to_use",
+        "prune_info",
+        "w",
+        "p",
+        "widths",
+        "prefix",
     }
-)  # fmt: skip
+)
 
 
 def py_string(text: str) -> str:

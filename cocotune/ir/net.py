@@ -156,9 +156,14 @@ class Net:
         return out
 
 
-def build_net(name: str, source: Source, records: Sequence[LayerRecord],
-              module_positions: dict[str, Position], phase: str,
-              excluded: Sequence[LayerRecord] = ()) -> Net:  # fmt: skip
+def build_net(
+    name: str,
+    source: Source,
+    records: Sequence[LayerRecord],
+    module_positions: dict[str, Position],
+    phase: str,
+    excluded: Sequence[LayerRecord] = (),
+) -> Net:
     """Connect layers through their blobs, checking what Caffe's Net::Init checks (and more).
 
     Raises:

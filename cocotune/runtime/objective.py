@@ -40,10 +40,11 @@ class Objective:
     def order(self, configurations) -> list:
         """Configurations to explore, in exploration order (size constraints applied)."""
         kept = [
-            c for c in configurations
+            c
+            for c in configurations
             if (self.max_size is None or c.params <= self.max_size)
             and (self.min_size is None or c.params >= self.min_size)
-        ]  # fmt: skip
+        ]
         if self.goal == "min_size":
             return sorted(kept, key=lambda c: (c.params, c.id))
         return sorted(kept, key=lambda c: (-c.params, c.id))
@@ -86,14 +87,16 @@ def parse_objective(path: str | Path) -> Objective:
                 continue
             raise CocotuneError(
                 f"the objective must start with 'min ModelSize' or 'max Accuracy', not {line!r}",
-                Position(shown, number, 1), raw,
-            )  # fmt: skip
+                Position(shown, number, 1),
+                raw,
+            )
         match = _LINE.match(line)
         if not match:
             raise CocotuneError(
                 f"cannot read constraint {line!r} (write e.g. 'constraint Accuracy >= 0.8')",
-                Position(shown, number, 1), raw,
-            )  # fmt: skip
+                Position(shown, number, 1),
+                raw,
+            )
         what, op, value = match.groups()
         try:
             number_value = float(value)
@@ -110,8 +113,9 @@ def parse_objective(path: str | Path) -> Objective:
         else:
             raise CocotuneError(
                 "an upper bound on Accuracy is not a useful constraint",
-                Position(shown, number, 1), raw,
-            )  # fmt: skip
+                Position(shown, number, 1),
+                raw,
+            )
     if goal is None:
         raise CocotuneError(f"{shown}: the objective file is empty")
     if goal == "min_size" and "min_accuracy" not in fields:

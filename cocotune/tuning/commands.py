@@ -59,11 +59,21 @@ def register(subparsers) -> None:
         "(docs/design.md §4). Modules without a prunable layer stay at rate 0.",
     )
     add_net_options(p)
-    p.add_argument("-n", type=_count_arg, default=64, metavar="N",
-                   help="number of configurations (default 64; all if fewer exist)")  # fmt: skip
-    p.add_argument("--rates", type=_rates_arg, default=[0.3, 0.5, 0.7], metavar="R,R,...",
-                   help="rates each module may take, e.g. 0.3,0.5,0.7 or 30%%,50%% (default "
-                   "0.3,0.5,0.7; add 0 to let modules stay unpruned)")  # fmt: skip
+    p.add_argument(
+        "-n",
+        type=_count_arg,
+        default=64,
+        metavar="N",
+        help="number of configurations (default 64; all if fewer exist)",
+    )
+    p.add_argument(
+        "--rates",
+        type=_rates_arg,
+        default=[0.3, 0.5, 0.7],
+        metavar="R,R,...",
+        help="rates each module may take, e.g. 0.3,0.5,0.7 or 30%%,50%% (default "
+        "0.3,0.5,0.7; add 0 to let modules stay unpruned)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_subspace)
 
@@ -77,9 +87,14 @@ def register(subparsers) -> None:
     add_net_options(b)
     b.add_argument("subspace", help="subspace file (text or .json)")
     b.add_argument("--json", action="store_true", help="print JSON (grammar, blocks, composite)")
-    b.add_argument("--blocks", choices=MODES, default="sequitur", dest="mode",
-                   help="sequitur: blocks from the grammar (default); module: every pruned "
-                   "module on its own")  # fmt: skip
+    b.add_argument(
+        "--blocks",
+        choices=MODES,
+        default="sequitur",
+        dest="mode",
+        help="sequitur: blocks from the grammar (default); module: every pruned "
+        "module on its own",
+    )
     b.set_defaults(func=cmd_blocks)
 
 
@@ -207,10 +222,16 @@ def _render(
     out.append("")
     out.append(f"tuning blocks ({len(result.blocks)}):")
     rows = [
-        [b.id, " ".join(b.modules), " ".join(format_rate(r) for r in b.rates),
-         str(b.frequency), str(block_params[b.id]), b.rule or ""]
+        [
+            b.id,
+            " ".join(b.modules),
+            " ".join(format_rate(r) for r in b.rates),
+            str(b.frequency),
+            str(block_params[b.id]),
+            b.rule or "",
+        ]
         for b in result.blocks
-    ]  # fmt: skip
+    ]
     if rows:
         out.extend(_table(["id", "modules", "rates", "frequency", "params", "rule"], rows, {3, 4}))
     else:
@@ -218,9 +239,13 @@ def _render(
     out.append("")
     out.append("composite vectors:")
     rows = [
-        [str(line), " ".join(format_rate(c[m]) for m in net.module_names),
-         str(analysis.cost(c)[0]), " ".join(vector) or "-"]
+        [
+            str(line),
+            " ".join(format_rate(c[m]) for m in net.module_names),
+            str(analysis.cost(c)[0]),
+            " ".join(vector) or "-",
+        ]
         for line, c, vector in zip(subspace.lines, configs, result.composite)
-    ]  # fmt: skip
+    ]
     out.extend(_table(["line", "rates", "params", "blocks"], rows, {0, 2}))
     return "\n".join(out) + "\n"

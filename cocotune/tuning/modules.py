@@ -83,7 +83,10 @@ def register(subparsers) -> None:
         "the block) into module blocks, and print the resulting Prototxt.",
     )
     add_net_options(p)
-    p.add_argument("--by", default=RESNET_BLOCKS,
-                   help=f"regex whose first group names the block (default: ResNet, {RESNET_BLOCKS})")  # fmt: skip
+    p.add_argument(
+        "--by",
+        default=RESNET_BLOCKS,
+        help=f"regex whose first group names the block (default: ResNet, {RESNET_BLOCKS})",
+    )
     p.add_argument("--prefix", default="res", help="module name = PREFIX + block (default res)")
     p.set_defaults(func=cmd_modules)

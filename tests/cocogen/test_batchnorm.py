@@ -158,10 +158,18 @@ def test_converted_caffe_resnet(tmp_path):
     `cocotune convert`, its 3x3 convolutions projected: all compiled layers are claimed."""
     out = tmp_path / "conv"
     subprocess.run(
-        [sys.executable, "-m", "cocotune", "convert",
-         str(ROOT / "examples" / "resnet_digits" / "net.prototxt"), "-o", str(out)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cocotune",
+            "convert",
+            str(ROOT / "examples" / "resnet_digits" / "net.prototxt"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     sys.path.insert(0, str(out))
     try:
         import importlib

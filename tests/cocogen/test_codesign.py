@@ -77,10 +77,22 @@ def test_bn_network_prune_compile_delegate(tmp_path, digits):
     recalibrate_batchnorm(m, xtr)  # as CoCo-Tune's explore does (--bn-recalibrate)
     m.save(tmp_path / "best.keras")
     _run(
-        ["cocogen", "prune", str(tmp_path / "best.keras"), "--data", "digits",
-         "--connectivity", "2", "--admm-epochs", "4", "--retrain-epochs", "3",
-         "-o", str(tmp_path / "pruned")]
-    )  # fmt: skip
+        [
+            "cocogen",
+            "prune",
+            str(tmp_path / "best.keras"),
+            "--data",
+            "digits",
+            "--connectivity",
+            "2",
+            "--admm-epochs",
+            "4",
+            "--retrain-epochs",
+            "3",
+            "-o",
+            str(tmp_path / "pruned"),
+        ]
+    )
     info = json.loads((tmp_path / "pruned" / "pruning.json").read_text())
     acc = info["accuracy"]
     assert acc["before"] > 0.85
@@ -89,8 +101,16 @@ def test_bn_network_prune_compile_delegate(tmp_path, digits):
     assert acc["after_admm"] >= acc["before"] - 0.15
     assert acc["after_retrain"] >= acc["before"] - 0.03
     assert info["batchnorm_recalibrated"] == ["bn0", "bn1", "bn2"]
-    _run(["cocogen", "compile", str(tmp_path / "pruned" / "model.keras"), "-o",
-          str(tmp_path / "build"), "--no-tune"])  # fmt: skip
+    _run(
+        [
+            "cocogen",
+            "compile",
+            str(tmp_path / "pruned" / "model.keras"),
+            "-o",
+            str(tmp_path / "build"),
+            "--no-tune",
+        ]
+    )
     rep = json.loads((tmp_path / "build" / "build.json").read_text())
     compiled = [r["name"] for r in rep["layers"] if r["qualifies"]]
     assert compiled == ["conv0", "conv1", "conv2"]

@@ -264,8 +264,19 @@ def test_compile_command_lists_pointwise_layers(tmp_path, capsys):
     from .test_commands import run
 
     _model().save(tmp_path / "src.keras")
-    assert run(["cocogen", "compile", str(tmp_path / "src.keras"), "-o", str(tmp_path / "b"),
-                "--no-tune"]) == 0  # fmt: skip
+    assert (
+        run(
+            [
+                "cocogen",
+                "compile",
+                str(tmp_path / "src.keras"),
+                "-o",
+                str(tmp_path / "b"),
+                "--no-tune",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for n in POINTWISE:
         line = next(l for l in out.splitlines() if l.strip().startswith(f"{n}:"))

@@ -27,10 +27,22 @@ LAYER_KEYS = {
 def test_quick_pointwise_benchmark(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "cocogen_pointwise.py"), "--quick",
-         "--rounds", "1", "--only", "conv3_sc_s2,fc", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cocogen_pointwise.py"),
+            "--quick",
+            "--rounds",
+            "1",
+            "--only",
+            "conv3_sc_s2,fc",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "cocogen_pointwise.json").read_text())["resnet50_1x1"]
     assert [r["name"] for r in data["layers"]] == ["conv3_sc_s2", "fc"]

@@ -19,7 +19,7 @@ from cocotune.errors import CocotuneError, WeightsError
 from cocotune.frontend.load import load_net
 from tests.conftest import corpus_file
 
-INPUT = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 6 dim: 6 } } }\n'  # fmt: skip
+INPUT = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 4 dim: 6 dim: 6 } } }\n'
 
 # One layer of every parameterised type, chained; SMALL_SHAPES is what Caffe allocates for it.
 SMALL = INPUT + """
@@ -76,40 +76,56 @@ def test_expected_shapes_of_every_parameterised_type(small):
     "body, want",
     [
         # Scale over two axes, and a scalar scale (num_axes 0 allocates a 0-axis blob)
-        ('layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { axis: 1 num_axes: 2 } }',
-         [(4, 6)]),
-        ('layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { num_axes: 0 bias_term: true } }',
-         [(), ()]),
-        ('layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { axis: 2 num_axes: -1 } }',
-         [(6, 6)]),
+        (
+            'layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { axis: 1 num_axes: 2 } }',
+            [(4, 6)],
+        ),
+        (
+            'layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { num_axes: 0 bias_term: true } }',
+            [(), ()],
+        ),
+        (
+            'layer { name: "s" type: "Scale" bottom: "data" top: "s" scale_param { axis: 2 num_axes: -1 } }',
+            [(6, 6)],
+        ),
         # Scale/Bias with a second bottom: the multiplier is an input, only the bias is learned
-        ('layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 4 } } }\n'
-         'layer { name: "s" type: "Scale" bottom: "data" bottom: "f" top: "s" scale_param { bias_term: true } }',
-         [(4,)]),
-        ('layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 4 } } }\n'
-         'layer { name: "s" type: "Bias" bottom: "data" bottom: "f" top: "s" }',
-         []),
+        (
+            'layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 4 } } }\n'
+            'layer { name: "s" type: "Scale" bottom: "data" bottom: "f" top: "s" scale_param { bias_term: true } }',
+            [(4,)],
+        ),
+        (
+            'layer { name: "f" type: "Input" top: "f" input_param { shape { dim: 4 } } }\n'
+            'layer { name: "s" type: "Bias" bottom: "data" bottom: "f" top: "s" }',
+            [],
+        ),
         # InnerProduct with axis 2 flattens only the trailing axes
-        ('layer { name: "s" type: "InnerProduct" bottom: "data" top: "s" inner_product_param { num_output: 7 axis: 2 } }',
-         [(7, 36), (7,)]),
+        (
+            'layer { name: "s" type: "InnerProduct" bottom: "data" top: "s" inner_product_param { num_output: 7 axis: 2 } }',
+            [(7, 36), (7,)],
+        ),
         # N-d kernel given per axis, with dilation (which does not change the blob)
-        ('layer { name: "s" type: "Convolution" bottom: "data" top: "s" convolution_param { num_output: 2 kernel_size: 3 kernel_size: 2 dilation: 2 } }',
-         [(2, 4, 3, 2), (2,)]),
+        (
+            'layer { name: "s" type: "Convolution" bottom: "data" top: "s" convolution_param { num_output: 2 kernel_size: 3 kernel_size: 2 dilation: 2 } }',
+            [(2, 4, 3, 2), (2,)],
+        ),
         ('layer { name: "s" type: "ReLU" bottom: "data" top: "s" }', []),
     ],
-)  # fmt: skip
+)
 def test_expected_shapes_follow_layer_params(write_net, body, want):
     net = load_net(write_net(INPUT + body + "\n"))
     assert expected_blob_shapes(net.layer("s")) == want
 
 
 def test_embed_shapes(write_net):
-    net = load_net(write_net(
-        'layer { name: "ids" type: "Input" top: "ids" input_param { shape { dim: 2 dim: 5 } } }\n'
-        'layer { name: "e" type: "Embed" bottom: "ids" top: "e" embed_param { input_dim: 100 num_output: 16 } }\n'
-        'layer { name: "e2" type: "Embed" bottom: "ids" top: "e2" '
-        "embed_param { input_dim: 10 num_output: 4 bias_term: false } }\n"
-    ))  # fmt: skip
+    net = load_net(
+        write_net(
+            'layer { name: "ids" type: "Input" top: "ids" input_param { shape { dim: 2 dim: 5 } } }\n'
+            'layer { name: "e" type: "Embed" bottom: "ids" top: "e" embed_param { input_dim: 100 num_output: 16 } }\n'
+            'layer { name: "e2" type: "Embed" bottom: "ids" top: "e2" '
+            "embed_param { input_dim: 10 num_output: 4 bias_term: false } }\n"
+        )
+    )
     assert expected_blob_shapes(net.layer("e")) == [(100, 16), (16,)]
     assert expected_blob_shapes(net.layer("e2")) == [(10, 4)]
     weights = random_weights(net)
@@ -394,10 +410,16 @@ def test_missing_layers_are_all_listed(small, tmp_path):
 
 
 def test_caffemodel_of_another_net(small, tmp_path, write_net):
-    other = load_net(write_net(INPUT + (
-        'layer { name: "a" type: "Convolution" bottom: "data" top: "a" convolution_param { num_output: 2 kernel_size: 1 } }\n'
-        'layer { name: "b" type: "Convolution" bottom: "a" top: "b" convolution_param { num_output: 2 kernel_size: 1 } }\n'
-    ), "other.prototxt"))  # fmt: skip
+    other = load_net(
+        write_net(
+            INPUT
+            + (
+                'layer { name: "a" type: "Convolution" bottom: "data" top: "a" convolution_param { num_output: 2 kernel_size: 1 } }\n'
+                'layer { name: "b" type: "Convolution" bottom: "a" top: "b" convolution_param { num_output: 2 kernel_size: 1 } }\n'
+            ),
+            "other.prototxt",
+        )
+    )
     path = tmp_path / "other.caffemodel"
     write_caffemodel(path, other, random_weights(other))
     err = _read_error(path, small)
@@ -435,15 +457,20 @@ def test_weights_for_a_layer_that_stores_none(small, tmp_path):
     "change, expect",
     [
         (lambda w: w.pop("fc"), "no weights given for 1 of the net's 11 layers with weights: fc"),
-        (lambda w: w.update(nope=[]), "weights given for 1 layer(s) that the net does not have: nope"),
+        (
+            lambda w: w.update(nope=[]),
+            "weights given for 1 layer(s) that the net does not have: nope",
+        ),
         (lambda w: w.update(pool=[]), "weights given for 1 layer(s) that store no weights: pool"),
         (lambda w: w["sc1"].pop(), "layer 'sc1' (Scale): 1 array(s) given but the layer stores 2"),
-        (lambda w: w["fc"].__setitem__(0, np.zeros((96, 5))),
-         "layer 'fc' (InnerProduct) blob 0 (weights): the net expects shape 5x96 but the array has 96x5"),
+        (
+            lambda w: w["fc"].__setitem__(0, np.zeros((96, 5))),
+            "layer 'fc' (InnerProduct) blob 0 (weights): the net expects shape 5x96 but the array has 96x5",
+        ),
         (lambda w: w["bn1"].__setitem__(2, np.array([np.nan])), "has NaN or infinite values"),
     ],
     ids=["missing", "unknown", "no-weights layer", "count", "shape", "nan"],
-)  # fmt: skip
+)
 def test_write_rejects_bad_weights(small, tmp_path, change, expect):
     weights = random_weights(small)
     change(weights)

@@ -92,8 +92,12 @@ layer {{ name: "1st layer" type: "Pooling" bottom: "class" top: "w"
     net, plan, module, _ = convert(str(path), tmp_path / "out")
     source = (tmp_path / "out" / "model.py").read_text()
     tree = ast.parse(source)
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                for a in n.names}  # fmt: skip
+    imported = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
     assert imported == {"keras", "layers", "NetworkSpec", "build"}
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert "os" not in names
@@ -128,14 +132,21 @@ def test_unsupported_layers_reported_before_anything_is_written(tmp_path, run_cl
 def test_bad_caffemodel_is_a_user_error(tmp_path, run_cli):
     bad = tmp_path / "w.caffemodel"
     bad.write_bytes(b"\x0a\x05hello\x12\xff\xff\xff")
-    result = run_cli("convert", EXAMPLES / "resnet_digits" / "net.prototxt", "-o",
-                     tmp_path / "out", "--weights", bad)  # fmt: skip
+    result = run_cli(
+        "convert",
+        EXAMPLES / "resnet_digits" / "net.prototxt",
+        "-o",
+        tmp_path / "out",
+        "--weights",
+        bad,
+    )
     assert result.code == 2 and "Traceback" not in result.err
 
 
 def test_convert_cli_verify(tmp_path, run_cli):
-    result = run_cli("convert", EXAMPLES / "resnet_digits" / "net.prototxt", "-o",
-                     tmp_path / "out", "--verify")  # fmt: skip
+    result = run_cli(
+        "convert", EXAMPLES / "resnet_digits" / "net.prototxt", "-o", tmp_path / "out", "--verify"
+    )
     assert result.code == 0, result.err
     assert "verify: OK" in result.out and "blobs compared" in result.out
     assert (tmp_path / "out" / "README.md").exists()

@@ -91,18 +91,34 @@ def test_corpus_data_nets_ask_only_for_what_the_file_does_not_say():
 @pytest.mark.parametrize(
     "name,phase,shape,said",
     [
-        ("squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt", "TEST", (25, 3, 227, 227),
-         "N=25 from data_param.batch_size (line 44); C=3 from 3 mean_value (line 38); "
-         "H,W=227,227 from transform_param.crop_size (line 37)"),
-        ("squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt", "TRAIN", (32, 3, 227, 227),
-         "N=32 from data_param.batch_size (line 24)"),
-        ("caffenet__BVLC__finetune_flickr_style-train_val.prototxt", "TEST", (50, 3, 227, 227),
-         "N=50 from image_data_param.batch_size (line 37); C=3 from image_data_param.is_color "
-         "(default true); H,W=227,227 from transform_param.crop_size (line 32)"),
-        ("caffenet__BVLC__finetune_flickr_style-train_val.prototxt", "TRAIN", (50, 3, 227, 227),
-         "H,W=227,227 from transform_param.crop_size"),
+        (
+            "squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt",
+            "TEST",
+            (25, 3, 227, 227),
+            "N=25 from data_param.batch_size (line 44); C=3 from 3 mean_value (line 38); "
+            "H,W=227,227 from transform_param.crop_size (line 37)",
+        ),
+        (
+            "squeezenet__forresti__SqueezeNet_v1.1-train_val.prototxt",
+            "TRAIN",
+            (32, 3, 227, 227),
+            "N=32 from data_param.batch_size (line 24)",
+        ),
+        (
+            "caffenet__BVLC__finetune_flickr_style-train_val.prototxt",
+            "TEST",
+            (50, 3, 227, 227),
+            "N=50 from image_data_param.batch_size (line 37); C=3 from image_data_param.is_color "
+            "(default true); H,W=227,227 from transform_param.crop_size (line 32)",
+        ),
+        (
+            "caffenet__BVLC__finetune_flickr_style-train_val.prototxt",
+            "TRAIN",
+            (50, 3, 227, 227),
+            "H,W=227,227 from transform_param.crop_size",
+        ),
     ],
-)  # fmt: skip
+)
 def test_corpus_data_shapes_inferred_from_the_file(name, phase, shape, said):
     net = load_net(corpus_file(name), phase=phase)
     assert net.final_blobs()["data"].shape == shape
@@ -128,37 +144,54 @@ def test_corpus_solver(path):
 
 GOLDEN = {
     "alexnet__BVLC__bvlc_alexnet-deploy.prototxt": {
-        "conv1": (10, 96, 55, 55), "pool1": (10, 96, 27, 27), "pool2": (10, 256, 13, 13),
-        "pool5": (10, 256, 6, 6), "fc6": (10, 4096),
+        "conv1": (10, 96, 55, 55),
+        "pool1": (10, 96, 27, 27),
+        "pool2": (10, 256, 13, 13),
+        "pool5": (10, 256, 6, 6),
+        "fc6": (10, 4096),
     },
     "inception__BVLC__bvlc_googlenet-deploy.prototxt": {
-        "conv1/7x7_s2": (10, 64, 112, 112), "pool1/3x3_s2": (10, 64, 56, 56),
-        "inception_3a/output": (10, 256, 28, 28), "inception_3b/output": (10, 480, 28, 28),
-        "inception_4a/output": (10, 512, 14, 14), "inception_4e/output": (10, 832, 14, 14),
-        "inception_5b/output": (10, 1024, 7, 7), "pool5/7x7_s1": (10, 1024, 1, 1),
+        "conv1/7x7_s2": (10, 64, 112, 112),
+        "pool1/3x3_s2": (10, 64, 56, 56),
+        "inception_3a/output": (10, 256, 28, 28),
+        "inception_3b/output": (10, 480, 28, 28),
+        "inception_4a/output": (10, 512, 14, 14),
+        "inception_4e/output": (10, 832, 14, 14),
+        "inception_5b/output": (10, 1024, 7, 7),
+        "pool5/7x7_s1": (10, 1024, 1, 1),
     },
     "resnet__KaimingHe__ResNet-50-deploy.prototxt": {
-        "conv1": (1, 64, 112, 112), "pool1": (1, 64, 56, 56), "res2c": (1, 256, 56, 56),
-        "res3d": (1, 512, 28, 28), "res4f": (1, 1024, 14, 14), "res5c": (1, 2048, 7, 7),
-        "pool5": (1, 2048, 1, 1), "prob": (1, 1000),
+        "conv1": (1, 64, 112, 112),
+        "pool1": (1, 64, 56, 56),
+        "res2c": (1, 256, 56, 56),
+        "res3d": (1, 512, 28, 28),
+        "res4f": (1, 1024, 14, 14),
+        "res5c": (1, 2048, 7, 7),
+        "pool5": (1, 2048, 1, 1),
+        "prob": (1, 1000),
     },
     "resnet__KaimingHe__ResNet-152-deploy.prototxt": {
-        "res4b35": (1, 1024, 14, 14), "res5c": (1, 2048, 7, 7),
+        "res4b35": (1, 1024, 14, 14),
+        "res5c": (1, 2048, 7, 7),
     },
     "vgg__ywchao__VGG16-deploy.prototxt": {"pool5": (10, 512, 7, 7), "fc7": (10, 4096)},
     "vgg__aizvorski__vgg16_deploy.prototxt": {"pool5": (16, 512, 7, 7)},
     "squeezenet__forresti__SqueezeNet_v1.0-deploy.prototxt": {
-        "conv1": (10, 96, 111, 111), "pool1": (10, 96, 55, 55), "fire9/concat": (10, 512, 13, 13),
+        "conv1": (10, 96, 111, 111),
+        "pool1": (10, 96, 55, 55),
+        "fire9/concat": (10, 512, 13, 13),
     },
     "mobilenet__shicai__mobilenet_deploy.prototxt": {
-        "conv6/sep": (1, 1024, 7, 7), "pool6": (1, 1024, 1, 1),
+        "conv6/sep": (1, 1024, 7, 7),
+        "pool6": (1, 1024, 1, 1),
     },
     "densenet__shicai__DenseNet_121.prototxt": {
-        "pool1": (1, 64, 56, 56), "concat_5_16": (1, 1024, 7, 7),
+        "pool1": (1, 64, 56, 56),
+        "concat_5_16": (1, 1024, 7, 7),
     },
     "lenet__BVLC-V1-11a4c16__lenet.prototxt": {"pool2": (64, 50, 4, 4), "ip2": (64, 10)},
     "lenet__BVLC-V0-2e33058__lenet.prototxt": {"pool2": (64, 50, 4, 4), "ip2": (64, 10)},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))

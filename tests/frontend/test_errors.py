@@ -27,62 +27,134 @@ def caret_col(err: str) -> int:
 
 CASES = [
     # (id, prototxt, expected "line:col", message fragment)
-    ("unterminated string", 'layer {\n  name: "conv1\n}\n', "2:9",
-     "unterminated string"),
+    ("unterminated string", 'layer {\n  name: "conv1\n}\n', "2:9", "unterminated string"),
     ("missing brace", 'layer {\n  name: "a"\n  type: "ReLU"\n', "1:7", "'{' is never closed"),
     ("stray closing brace", 'layer { name: "a" type: "ReLU" } }\n', "1:34", "unmatched '}'"),
     ("missing colon", 'layer { name "a" }\n', "1:14", "expected ':'"),
     ("stray token", 'layer { name: "a" : }\n', "1:19", "unexpected ':'"),
-    ("unknown field", INPUT + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
-     '  convolution_param { num_output: 4 kernal_size: 3 } }\n', "6:37",
-     "unknown field 'kernal_size' in convolution_param (did you mean 'kernel_size'?)"),
-    ("wrong value type (float for int)", INPUT + 'layer { name: "c" type: "Convolution" '
-     'bottom: "data" top: "c"\n  convolution_param { num_output: 2.5 kernel_size: 3 } }\n',
-     "6:35", "field 'num_output' expects an unsigned integer, found 2.5"),
-    ("wrong value type (number for string)", "layer { name: 3 }\n", "1:15",
-     "field 'name' expects a quoted string, found 3"),
-    ("message given a scalar", 'layer { name: "a" pooling_param: 3 }\n', "1:34",
-     "field 'pooling_param' is a message"),
-    ("bad enum", INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
-     "  pooling_param { pool: MEAN kernel_size: 2 } }\n", "6:25",
-     "invalid value 'MEAN' for pool"),
-    ("negative unsigned", INPUT + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
-     "  convolution_param { num_output: -4 kernel_size: 3 } }\n", "6:35",
-     "out of range"),
-    ("singular field twice", 'layer { name: "a" name: "b" }\n', "1:19",
-     "field 'name' in layer is given twice"),
-    ("undefined bottom", INPUT + 'layer { name: "r" type: "ReLU" bottom: "dta" top: "r" }\n',
-     "5:40", "reads blob 'dta', which no earlier layer produces (did you mean 'data'?)"),
-    ("duplicate layer name", INPUT + 'layer { name: "data" type: "ReLU" bottom: "data" '
-     'top: "x" }\n', "5:15", "duplicate layer name 'data' (first at line 2)"),
-    ("top produced twice", INPUT + 'layer { name: "a" type: "ReLU" bottom: "data" top: "x" }\n'
-     'layer { name: "b" type: "Sigmoid" bottom: "data" top: "x" }\n', "6:55",
-     "blob 'x' is produced twice: by layer 'a' and by layer 'b'"),
-    ("nested module", 'module { name: "m" module { name: "n" } }\n', "1:20",
-     "modules cannot be nested"),
-    ("unnamed module", INPUT + 'module { layer { name: "r" type: "ReLU" bottom: "data" '
-     'top: "data" } }\n', "5:1", "module has no name"),
+    (
+        "unknown field",
+        INPUT + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+        "  convolution_param { num_output: 4 kernal_size: 3 } }\n",
+        "6:37",
+        "unknown field 'kernal_size' in convolution_param (did you mean 'kernel_size'?)",
+    ),
+    (
+        "wrong value type (float for int)",
+        INPUT + 'layer { name: "c" type: "Convolution" '
+        'bottom: "data" top: "c"\n  convolution_param { num_output: 2.5 kernel_size: 3 } }\n',
+        "6:35",
+        "field 'num_output' expects an unsigned integer, found 2.5",
+    ),
+    (
+        "wrong value type (number for string)",
+        "layer { name: 3 }\n",
+        "1:15",
+        "field 'name' expects a quoted string, found 3",
+    ),
+    (
+        "message given a scalar",
+        'layer { name: "a" pooling_param: 3 }\n',
+        "1:34",
+        "field 'pooling_param' is a message",
+    ),
+    (
+        "bad enum",
+        INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
+        "  pooling_param { pool: MEAN kernel_size: 2 } }\n",
+        "6:25",
+        "invalid value 'MEAN' for pool",
+    ),
+    (
+        "negative unsigned",
+        INPUT + 'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+        "  convolution_param { num_output: -4 kernel_size: 3 } }\n",
+        "6:35",
+        "out of range",
+    ),
+    (
+        "singular field twice",
+        'layer { name: "a" name: "b" }\n',
+        "1:19",
+        "field 'name' in layer is given twice",
+    ),
+    (
+        "undefined bottom",
+        INPUT + 'layer { name: "r" type: "ReLU" bottom: "dta" top: "r" }\n',
+        "5:40",
+        "reads blob 'dta', which no earlier layer produces (did you mean 'data'?)",
+    ),
+    (
+        "duplicate layer name",
+        INPUT + 'layer { name: "data" type: "ReLU" bottom: "data" top: "x" }\n',
+        "5:15",
+        "duplicate layer name 'data' (first at line 2)",
+    ),
+    (
+        "top produced twice",
+        INPUT + 'layer { name: "a" type: "ReLU" bottom: "data" top: "x" }\n'
+        'layer { name: "b" type: "Sigmoid" bottom: "data" top: "x" }\n',
+        "6:55",
+        "blob 'x' is produced twice: by layer 'a' and by layer 'b'",
+    ),
+    (
+        "nested module",
+        'module { name: "m" module { name: "n" } }\n',
+        "1:20",
+        "modules cannot be nested",
+    ),
+    (
+        "unnamed module",
+        INPUT + 'module { layer { name: "r" type: "ReLU" bottom: "data" ' 'top: "data" } }\n',
+        "5:1",
+        "module has no name",
+    ),
     ("empty module", 'module { name: "m" }\n', "1:1", "module 'm' holds no layer"),
-    ("duplicate module", INPUT + 'module { name: "m" layer { name: "r" type: "ReLU" '
-     'bottom: "data" top: "data" } }\nmodule { name: "m" layer { name: "s" type: "ReLU" '
-     'bottom: "data" top: "data" } }\n', "6:1", "module 'm' is defined twice (first at line 5)"),
-    ("kernel larger than padded input", INPUT + 'layer { name: "c" type: "Convolution" '
-     'bottom: "data" top: "c"\n  convolution_param { num_output: 4 kernel_size: 11 pad: 1 } }\n',
-     "6:50", "layer 'c' (Convolution): kernel 11x11"),
-    ("pooling kernel larger than input", INPUT + 'layer { name: "p" type: "Pooling" '
-     'bottom: "data" top: "p"\n  pooling_param { kernel_size: 9 } }\n', "6:32",
-     "layer 'p' (Pooling): kernel 9 is larger than the padded input 8+2*0"),
-    ("eltwise mismatch", INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
-     '  pooling_param { kernel_size: 2 stride: 2 } }\nlayer { name: "e" type: "Eltwise" '
-     'bottom: "data" bottom: "p" top: "e" }\n', "7:58",
-     "'data' is 1x3x8x8 but 'p' is 1x3x4x4"),
-    ("concat mismatch", INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
-     '  pooling_param { kernel_size: 2 stride: 2 } }\nlayer { name: "c" type: "Concat" '
-     'bottom: "data" bottom: "p" top: "c" }\n', "7:57",
-     "inputs disagree outside the concatenation axis 1"),
-    ("V1 bad enum", 'layers { name: "a" type: CONVOLUTON }\n', "1:26",
-     "invalid value 'CONVOLUTON' for type (did you mean 'CONVOLUTION'?)"),
-]  # fmt: skip
+    (
+        "duplicate module",
+        INPUT + 'module { name: "m" layer { name: "r" type: "ReLU" '
+        'bottom: "data" top: "data" } }\nmodule { name: "m" layer { name: "s" type: "ReLU" '
+        'bottom: "data" top: "data" } }\n',
+        "6:1",
+        "module 'm' is defined twice (first at line 5)",
+    ),
+    (
+        "kernel larger than padded input",
+        INPUT + 'layer { name: "c" type: "Convolution" '
+        'bottom: "data" top: "c"\n  convolution_param { num_output: 4 kernel_size: 11 pad: 1 } }\n',
+        "6:50",
+        "layer 'c' (Convolution): kernel 11x11",
+    ),
+    (
+        "pooling kernel larger than input",
+        INPUT + 'layer { name: "p" type: "Pooling" '
+        'bottom: "data" top: "p"\n  pooling_param { kernel_size: 9 } }\n',
+        "6:32",
+        "layer 'p' (Pooling): kernel 9 is larger than the padded input 8+2*0",
+    ),
+    (
+        "eltwise mismatch",
+        INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
+        '  pooling_param { kernel_size: 2 stride: 2 } }\nlayer { name: "e" type: "Eltwise" '
+        'bottom: "data" bottom: "p" top: "e" }\n',
+        "7:58",
+        "'data' is 1x3x8x8 but 'p' is 1x3x4x4",
+    ),
+    (
+        "concat mismatch",
+        INPUT + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
+        '  pooling_param { kernel_size: 2 stride: 2 } }\nlayer { name: "c" type: "Concat" '
+        'bottom: "data" bottom: "p" top: "c" }\n',
+        "7:57",
+        "inputs disagree outside the concatenation axis 1",
+    ),
+    (
+        "V1 bad enum",
+        'layers { name: "a" type: CONVOLUTON }\n',
+        "1:26",
+        "invalid value 'CONVOLUTON' for type (did you mean 'CONVOLUTION'?)",
+    ),
+]
 
 
 @pytest.mark.parametrize("text,where,fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -117,8 +189,12 @@ def test_every_unsupported_layer_type_is_listed_at_once(run_cli, write_net):
     result = run_cli("check", path)
     assert result.code == 2
     err = result.err
-    for name, kind, line in (("perm", "Permute", 5), ("prior", "PriorBox", 6),
-                             ("frob", "Frobnicate", 7), ("py", "Python", 8)):  # fmt: skip
+    for name, kind, line in (
+        ("perm", "Permute", 5),
+        ("prior", "PriorBox", 6),
+        ("frob", "Frobnicate", 7),
+        ("py", "Python", 8),
+    ):
         assert f"layer '{name}': unsupported type '{kind}'" in err
         assert f"{path}:{line}:" in err
     assert "SSD fork (weiliu89/caffe)" in err

@@ -41,8 +41,10 @@ def _check(run_cli, *args):
 def test_ssd_train_net_lists_every_type_and_fork_field(run_cli):
     err = _check(run_cli, SSD, "--phase", "TRAIN")
     for layer, kind, line, col in SSD_TYPES:
-        assert f"{SSD}:{line}:{col}: error: layer '{layer}': unsupported type '{kind}' (SSD fork " \
-               "(weiliu89/caffe): " in err  # fmt: skip
+        assert (
+            f"{SSD}:{line}:{col}: error: layer '{layer}': unsupported type '{kind}' (SSD fork "
+            "(weiliu89/caffe): " in err
+        )
     for name, line, col in SSD_FIELDS:
         assert (
             f"{SSD}:{line}:{col}: error: layer 'data': unsupported fork field '{name}' in "
@@ -75,12 +77,18 @@ def test_faster_rcnn_train_net_lists_every_type_and_fork_field(run_cli):
         ("rpn-data", "33:9", "rpn.anchor_target_layer.AnchorTargetLayer"),
         ("proposal", "60:9", "rpn.proposal_layer.ProposalLayer"),
     ):
-        assert f"{FRCNN}:{where}: error: layer '{layer}': unsupported type 'Python' (Python " \
-               f"layer {code}: runs user code that cocotune cannot see)" in err  # fmt: skip
-    assert f"{FRCNN}:49:9: error: layer 'rpn_loss_bbox': unsupported type 'SmoothL1Loss' " \
-           "(Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)" in err  # fmt: skip
-    assert f"{FRCNN}:72:9: error: layer 'roi_pool5': unsupported type 'ROIPooling' " \
-           "(Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)" in err  # fmt: skip
+        assert (
+            f"{FRCNN}:{where}: error: layer '{layer}': unsupported type 'Python' (Python "
+            f"layer {code}: runs user code that cocotune cannot see)" in err
+        )
+    assert (
+        f"{FRCNN}:49:9: error: layer 'rpn_loss_bbox': unsupported type 'SmoothL1Loss' "
+        "(Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)" in err
+    )
+    assert (
+        f"{FRCNN}:72:9: error: layer 'roi_pool5': unsupported type 'ROIPooling' "
+        "(Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)" in err
+    )
     assert (
         f"{FRCNN}:91:38: error: layer 'drop6': unsupported fork field 'scale_train' in "
         "dropout_param (scale_train: Faster R-CNN fork (rbgirshick/caffe-fast-rcnn) field in "

@@ -24,8 +24,10 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
   inner_product_param { num_output: 3 } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
 """
-SOLVER = 'net: "nets/tiny.prototxt"\ntest_iter: 5\ntest_interval: 10\nbase_lr: 0.1\n' \
-         'lr_policy: "step"\nstepsize: 100\ngamma: 0.5\nmax_iter: 300\nsolver_mode: CPU\n'  # fmt: skip
+SOLVER = (
+    'net: "nets/tiny.prototxt"\ntest_iter: 5\ntest_interval: 10\nbase_lr: 0.1\n'
+    'lr_policy: "step"\nstepsize: 100\ngamma: 0.5\nmax_iter: 300\nsolver_mode: CPU\n'
+)
 
 
 @pytest.mark.parametrize("path", SOLVERS, ids=[p.name for p in SOLVERS])
@@ -92,8 +94,10 @@ def test_net_next_to_the_solver_is_checked_in_both_phases(run_cli, tmp_path, mon
     assert f"net (TRAIN phase): nets/tiny.prototxt -> {found}" in result.out
     assert f"net (TEST phase): nets/tiny.prototxt -> {found}" in result.out
     assert "data(4,3,8,8) label(4)" in result.out and "data(2,3,8,8) label(2)" in result.out
-    assert "settings: SGD, base_lr 0.1, lr_policy step (gamma 0.5 every 100), max_iter 300" \
-        in result.out  # fmt: skip
+    assert (
+        "settings: SGD, base_lr 0.1, lr_policy step (gamma 0.5 every 100), max_iter 300"
+        in result.out
+    )
     assert "inferred from the file" in result.err  # the data shapes came from the net's fields
 
 
@@ -151,8 +155,10 @@ def test_every_solver_problem_at_once(run_cli, write_net):
     )
     result = run_cli("check", path)
     assert result.code == 2
-    assert f"{path}:2:1: error: unknown field 'base_rl' in solver (did you mean 'base_lr'?)" \
-        in result.err  # fmt: skip
+    assert (
+        f"{path}:2:1: error: unknown field 'base_rl' in solver (did you mean 'base_lr'?)"
+        in result.err
+    )
     assert f"{path}:5:11: error: field 'max_iter' expects an integer, found 1.5" in result.err
     assert result.err.splitlines()[-1] == "error: 2 problems (2 errors)"
     path.write_text('net: "n.prototxt"\ntype: "Adamm"\nlr_policy: "cosine"\n')

@@ -21,9 +21,13 @@ from tests.conftest import EXAMPLES
 EXAMPLE = "examples/resnet_digits"
 GOLDEN = EXAMPLES / "resnet_digits" / "generated"
 COMMAND = [
-    "cocotune", "gen", f"{EXAMPLE}/net.prototxt", f"{EXAMPLE}/subspace.txt",
-    "-o", f"{EXAMPLE}/generated",
-]  # fmt: skip
+    "cocotune",
+    "gen",
+    f"{EXAMPLE}/net.prototxt",
+    f"{EXAMPLE}/subspace.txt",
+    "-o",
+    f"{EXAMPLE}/generated",
+]
 REGENERATE = f"rm -r {EXAMPLE}/generated && .venv/bin/" + " ".join(COMMAND)
 
 
@@ -39,8 +43,11 @@ def test_generated_package_matches_the_golden_files(tmp_path):
         shutil.copyfile(EXAMPLES / "resnet_digits" / name, work / name)
     result = subprocess.run(
         [sys.executable, "-m", "cocotune", *COMMAND[1:]],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     fresh, golden = _files(work / "generated"), _files(GOLDEN)
     hint = f"\nIf the change is intended, regenerate from the repository root with:\n  {REGENERATE}"
@@ -55,8 +62,11 @@ def test_generated_package_matches_the_golden_files(tmp_path):
             diff = difflib.unified_diff(
                 old.decode("utf-8", "replace").splitlines(),
                 new.decode("utf-8", "replace").splitlines(),
-                f"golden/{name}", f"generated/{name}", lineterm="", n=1,
-            )  # fmt: skip
+                f"golden/{name}",
+                f"generated/{name}",
+                lineterm="",
+                n=1,
+            )
             shown = "\n".join(list(diff)[:60])
             pytest.fail(f"{name} differs from the golden copy:\n{shown}{hint}")
 

@@ -33,18 +33,25 @@ def shape_of(write_net, input_shape, body, blob="out"):
     method=st.sampled_from(["MAX", "AVE"]),
     round_mode=st.sampled_from(["CEIL", "FLOOR"]),
 )
-def test_pooling_shape_matches_reference(tmp_path_factory, size, kernel, stride, pad, method,
-                                         round_mode):  # fmt: skip
+def test_pooling_shape_matches_reference(
+    tmp_path_factory, size, kernel, stride, pad, method, round_mode
+):
     if pad >= kernel or size + 2 * pad < kernel:
         return
     x = np.random.default_rng(0).standard_normal((1, 2, size, size + 1)).astype(np.float32)
-    want = ref.pooling(x, method=method, kernel=kernel, stride=stride, pad=pad,
-                       round_mode=round_mode).shape  # fmt: skip
+    want = ref.pooling(
+        x, method=method, kernel=kernel, stride=stride, pad=pad, round_mode=round_mode
+    ).shape
     path = tmp_path_factory.mktemp("p") / "n.prototxt"
-    path.write_text(net_text(x.shape, (
-        f'layer {{ name: "out" type: "Pooling" bottom: "data" top: "out" pooling_param {{ '
-        f"pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} round_mode: {round_mode} }} }}\n"
-    )))  # fmt: skip
+    path.write_text(
+        net_text(
+            x.shape,
+            (
+                f'layer {{ name: "out" type: "Pooling" bottom: "data" top: "out" pooling_param {{ '
+                f"pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} round_mode: {round_mode} }} }}\n"
+            ),
+        )
+    )
     assert load_net(path).final_blobs()["out"].shape == want
 
 
@@ -58,8 +65,9 @@ def test_pooling_shape_matches_reference(tmp_path_factory, size, kernel, stride,
     group=st.sampled_from([1, 2]),
     deconv=st.booleans(),
 )
-def test_convolution_shapes_match_reference(tmp_path_factory, size, kernel, stride, pad,
-                                            dilation, group, deconv):  # fmt: skip
+def test_convolution_shapes_match_reference(
+    tmp_path_factory, size, kernel, stride, pad, dilation, group, deconv
+):
     if not deconv and size + 2 * pad < dilation * (kernel - 1) + 1:
         return
     if deconv and stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad <= 0:
@@ -74,11 +82,16 @@ def test_convolution_shapes_match_reference(tmp_path_factory, size, kernel, stri
         want = ref.convolution(x, w, stride=stride, pad=pad, dilation=dilation, group=group)
     kind = "Deconvolution" if deconv else "Convolution"
     path = tmp_path_factory.mktemp("c") / "n.prototxt"
-    path.write_text(net_text(x.shape, (
-        f'layer {{ name: "out" type: "{kind}" bottom: "data" top: "out" convolution_param {{ '
-        f"num_output: 6 kernel_size: {kernel} stride: {stride} pad: {pad} dilation: {dilation} "
-        f"group: {group} }} }}\n"
-    )))  # fmt: skip
+    path.write_text(
+        net_text(
+            x.shape,
+            (
+                f'layer {{ name: "out" type: "{kind}" bottom: "data" top: "out" convolution_param {{ '
+                f"num_output: 6 kernel_size: {kernel} stride: {stride} pad: {pad} dilation: {dilation} "
+                f"group: {group} }} }}\n"
+            ),
+        )
+    )
     assert load_net(path).final_blobs()["out"].shape == want.shape
 
 
@@ -86,26 +99,34 @@ def test_caffe_ceil_pooling_drops_window_starting_in_padding(write_net):
     # 6 wide, kernel 2, stride 2, pad 1: ceil((6+2-2)/2)+1 = 4, but the 4th window would
     # start at 6 >= 6+1-1... (4-1)*2 = 6 >= 6+1 is false -> 4; with size 5: ceil(5/2)+1=4,
     # (4-1)*2=6 >= 5+1 -> 3.
-    body = 'layer { name: "out" type: "Pooling" bottom: "data" top: "out" ' \
-           "pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Pooling" bottom: "data" top: "out" '
+        "pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }\n"
+    )
     assert shape_of(write_net, (1, 1, 6, 6), body) == (1, 1, 4, 4)
     assert shape_of(write_net, (1, 1, 5, 5), body) == (1, 1, 3, 3)
 
 
 def test_fork_ceil_mode_false_floors(write_net):
-    body = 'layer { name: "out" type: "Pooling" bottom: "data" top: "out" ' \
-           "pooling_param { pool: MAX kernel_size: 3 stride: 2 ceil_mode: false } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Pooling" bottom: "data" top: "out" '
+        "pooling_param { pool: MAX kernel_size: 3 stride: 2 ceil_mode: false } }\n"
+    )
     assert shape_of(write_net, (1, 1, 8, 8), body) == (1, 1, 3, 3)
 
 
 def test_reshape_zero_and_minus_one(write_net):
-    body = 'layer { name: "out" type: "Reshape" bottom: "data" top: "out" ' \
-           "reshape_param { shape { dim: 0 dim: -1 dim: 2 } } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Reshape" bottom: "data" top: "out" '
+        "reshape_param { shape { dim: 0 dim: -1 dim: 2 } } }\n"
+    )
     assert shape_of(write_net, (2, 3, 4, 4), body) == (2, 24, 2)
     x = np.zeros((2, 3, 4, 4))
     assert ref.reshape(x, [0, -1, 2]).shape == (2, 24, 2)
-    body = 'layer { name: "out" type: "Reshape" bottom: "data" top: "out" ' \
-           "reshape_param { axis: 1 num_axes: 2 shape { dim: -1 } } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Reshape" bottom: "data" top: "out" '
+        "reshape_param { axis: 1 num_axes: 2 shape { dim: -1 } } }\n"
+    )
     assert shape_of(write_net, (2, 3, 4, 5), body) == (2, 12, 5)
 
 
@@ -165,8 +186,10 @@ def test_scale_second_bottom_and_crop(write_net):
 
 
 def test_grouped_conv_params_and_macs(write_net):
-    body = 'layer { name: "out" type: "Convolution" bottom: "data" top: "out" ' \
-           "convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2 } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Convolution" bottom: "data" top: "out" '
+        "convolution_param { num_output: 8 kernel_size: 3 pad: 1 group: 2 } }\n"
+    )
     net = load_net(write_net(net_text((1, 4, 5, 5), body)))
     layer = net.layer("out")
     assert layer.params == 8 * 2 * 9 + 8
@@ -174,7 +197,9 @@ def test_grouped_conv_params_and_macs(write_net):
 
 
 def test_group_must_divide_channels(write_net):
-    body = 'layer { name: "out" type: "Convolution" bottom: "data" top: "out" ' \
-           "convolution_param { num_output: 8 kernel_size: 3 group: 3 } }\n"  # fmt: skip
+    body = (
+        'layer { name: "out" type: "Convolution" bottom: "data" top: "out" '
+        "convolution_param { num_output: 8 kernel_size: 3 group: 3 } }\n"
+    )
     with pytest.raises(ShapeError, match=r"input channels \(4\) are not divisible by group \(3\)"):
         load_net(write_net(net_text((1, 4, 5, 5), body)))

@@ -45,8 +45,10 @@ def test_importing_the_reference_loads_no_cocotune_module():
     )
     package_only = subprocess.run(
         [sys.executable, "-c", "import sys, cocotune; " + listing],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert set(package_only) <= {"cocotune", "cocotune._keras_registration"}
     code = "import sys, cocotune.reference.caffe_layers as r; r.run_net; " + listing
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -45,16 +45,24 @@ def test_min_size_takes_the_first_in_order_and_needs_every_earlier_one():
 
 def test_max_accuracy_ranks_by_validation_accuracy_not_test():
     objective = Objective("max_accuracy")
-    records = {"c0": rec("c0", 0.9, test=0.5), "c1": rec("c1", 0.8, test=0.99),
-               "c2": rec("c2", 0.9, test=0.7)}  # fmt: skip
+    records = {
+        "c0": rec("c0", 0.9, test=0.5),
+        "c1": rec("c1", 0.8, test=0.99),
+        "c2": rec("c2", 0.9, test=0.7),
+    }
     assert choose(ORDER, records, objective, None)["id"] == "c0"  # tie: fewer parameters
 
 
 def test_fingerprint_depends_on_every_setting():
     base = {"method": "default", "seed": 0, "bn_recalibrate": 0, "stop_rule": {"max_steps": 5}}
     fps = {fingerprint_of(base)}
-    for change in ({"seed": 1}, {"bn_recalibrate": 8}, {"stop_rule": {"max_steps": 6}},
-                   {"method": "block-trained"}, {"data": "x"}):  # fmt: skip
+    for change in (
+        {"seed": 1},
+        {"bn_recalibrate": 8},
+        {"stop_rule": {"max_steps": 6}},
+        {"method": "block-trained"},
+        {"data": "x"},
+    ):
         fps.add(fingerprint_of({**base, **change}))
     assert len(fps) == 6 and fingerprint_of(dict(reversed(base.items()))) in fps
 
@@ -63,13 +71,22 @@ def test_fresh_moves_results_aside_and_deletes_nothing(tmp_path):
     runs = tmp_path / "runs"
     (runs / "candidates").mkdir(parents=True)
     (runs / "candidates" / "default-c0-abc.keras").write_text("m")
-    for name in ("results.jsonl", "best-default.json", "best-default.keras", "full.json",
-                 "pretrain.jsonl"):  # fmt: skip
+    for name in (
+        "results.jsonl",
+        "best-default.json",
+        "best-default.keras",
+        "full.json",
+        "pretrain.jsonl",
+    ):
         (runs / name).write_text(name)
     dest = move_aside(runs, "T1")
     assert dest == runs / "old" / "T1"
     assert sorted(p.name for p in dest.iterdir()) == [
-        "best-default.json", "best-default.keras", "candidates", "results.jsonl"]  # fmt: skip
+        "best-default.json",
+        "best-default.keras",
+        "candidates",
+        "results.jsonl",
+    ]
     assert (dest / "candidates" / "default-c0-abc.keras").read_text() == "m"
     assert (runs / "full.json").exists() and (runs / "pretrain.jsonl").exists()
     assert move_aside(runs, "T1") is None  # nothing left to move

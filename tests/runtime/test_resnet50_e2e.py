@@ -97,12 +97,35 @@ def test_resnet50_pipeline_end_to_end(tmp_path):
     assert len(tuning["modules"]) == 16  # res2a .. res5c
     data = ["--data", str(image_folder(tmp_path / "images"))]
     run([sys.executable, pkg / "train.py", *SMALL, *data, "--steps", "8"])
-    run([sys.executable, pkg / "pretrain.py", *SMALL, *data, "--steps", "2",
-         "--blocks-per-model", "6"], mpi=2)  # fmt: skip
+    run(
+        [
+            sys.executable,
+            pkg / "pretrain.py",
+            *SMALL,
+            *data,
+            "--steps",
+            "2",
+            "--blocks-per-model",
+            "6",
+        ],
+        mpi=2,
+    )
     assert all((pkg / "blocks" / f"{b['id']}.weights.h5").exists() for b in tuning["blocks"])
 
-    explore = [sys.executable, pkg / "explore.py", *SMALL, *data, "--alpha", "0.5", "--steps",
-               "4", "--eval-every", "2", "--bn-recalibrate", "12"]  # fmt: skip
+    explore = [
+        sys.executable,
+        pkg / "explore.py",
+        *SMALL,
+        *data,
+        "--alpha",
+        "0.5",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--bn-recalibrate",
+        "12",
+    ]
     run(explore, mpi=2)
     first = lines(pkg)
     assert first and {r["method"] for r in first} == {"block-trained"}

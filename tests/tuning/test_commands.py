@@ -173,6 +173,8 @@ def test_commands_do_not_import_tensorflow(tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(NET), str(SUBSPACE)],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr

@@ -109,28 +109,48 @@ BOTTLENECK = (
     + ip("fc", "sum", 10)
 )
 
-IDENTITY = data(8) + conv("pre", "data", 8) + module(
-    "res",
-    conv("branch2a", "pre", 4) + bn_scale_relu("branch2a")
-    + conv("branch2b", "branch2a", 8) + bn_scale_relu("branch2b", relu=False)
-    + layer("sum", "Eltwise", ["pre", "branch2b"]),
-)  # fmt: skip
+IDENTITY = (
+    data(8)
+    + conv("pre", "data", 8)
+    + module(
+        "res",
+        conv("branch2a", "pre", 4)
+        + bn_scale_relu("branch2a")
+        + conv("branch2b", "branch2a", 8)
+        + bn_scale_relu("branch2b", relu=False)
+        + layer("sum", "Eltwise", ["pre", "branch2b"]),
+    )
+)
 
-CHAIN = data(3) + module(
-    "m",
-    conv("conv1", "data", 8) + inplace("relu1", "ReLU", "conv1")
-    + conv("conv2", "conv1", 6) + inplace("relu2", "ReLU", "conv2")
-    + layer("pool", "Pooling", ["conv2"], extra="pooling_param { pool: MAX kernel_size: 2 stride: 2 } ")
-    + ip("ip1", "pool", 5) + inplace("relu3", "ReLU", "ip1")
-    + ip("ip2", "ip1", 4),
-) + layer("prob", "Softmax", ["ip2"])  # fmt: skip
+CHAIN = (
+    data(3)
+    + module(
+        "m",
+        conv("conv1", "data", 8)
+        + inplace("relu1", "ReLU", "conv1")
+        + conv("conv2", "conv1", 6)
+        + inplace("relu2", "ReLU", "conv2")
+        + layer(
+            "pool",
+            "Pooling",
+            ["conv2"],
+            extra="pooling_param { pool: MAX kernel_size: 2 stride: 2 } ",
+        )
+        + ip("ip1", "pool", 5)
+        + inplace("relu3", "ReLU", "ip1")
+        + ip("ip2", "ip1", 4),
+    )
+    + layer("prob", "Softmax", ["ip2"])
+)
 
 DEPTHWISE = data(4) + module(
     "mb",
-    conv("expand", "data", 8, k=1) + bn_scale_relu("expand")
-    + conv("dw", "expand", 8, k=3, group=8, bias=False) + bn_scale_relu("dw")
+    conv("expand", "data", 8, k=1)
+    + bn_scale_relu("expand")
+    + conv("dw", "expand", 8, k=3, group=8, bias=False)
+    + bn_scale_relu("dw")
     + conv("project", "dw", 6, k=1),
-)  # fmt: skip
+)
 
 
 # -- which layers are prunable ----------------------------------------------------------------
@@ -158,9 +178,10 @@ def test_inception_example():
     exits = analyze_pruning(net).exits
     assert all("(Concat)" in why for why in exits.values())
     assert set(exits) == {
-        f"{m}_{b}" for m in ("inception_3a", "inception_4a")
+        f"{m}_{b}"
+        for m in ("inception_3a", "inception_4a")
         for b in ("1x1", "3x3", "5x5b", "pool_proj")
-    }  # fmt: skip
+    }
 
 
 def test_plain_chain_inner_product_producer_and_exit(net_of):
@@ -198,8 +219,9 @@ def test_depthwise_follows_its_producer(net_of, typ):
 
 
 def test_grouped_consumer_keeps_producer_whole(net_of):
-    net = net_of(data(4) + module("m", conv("a", "data", 8) + conv("g", "a", 8, group=2)
-                                  + conv("c", "g", 4)))  # fmt: skip
+    net = net_of(
+        data(4) + module("m", conv("a", "data", 8) + conv("g", "a", 8, group=2) + conv("c", "g", 4))
+    )
     assert prunable_names(net) == {"m": []}
     exits = analyze_pruning(net).exits
     assert "reach layer 'g' (Convolution), which is a grouped convolution (group 2)" in exits["a"]
@@ -221,16 +243,25 @@ def test_grouped_producer_is_not_pruned(net_of):
 )
 def test_lrn(net_of, region, prunable):
     lrn = f"lrn_param {{ local_size: 3 norm_region: {region} }} "
-    net = net_of(data(3) + module("m", conv("a", "data", 4) + inplace("n", "LRN", "a", lrn)
-                                  + conv("b", "a", 4)))  # fmt: skip
+    net = net_of(
+        data(3)
+        + module("m", conv("a", "data", 4) + inplace("n", "LRN", "a", lrn) + conv("b", "a", 4))
+    )
     assert ("a" in prunable_names(net)["m"]) is prunable
 
 
 def test_scale_with_second_bottom_is_an_exit(net_of):
     gate = ip("gate", "data", 4, top="gate")
-    net = net_of(data(3) + module("m", conv("a", "data", 4) + gate
-                                  + layer("s", "Scale", ["a", "gate"], extra="scale_param { axis: 0 } ")
-                                  + conv("b", "s", 4)))  # fmt: skip
+    net = net_of(
+        data(3)
+        + module(
+            "m",
+            conv("a", "data", 4)
+            + gate
+            + layer("s", "Scale", ["a", "gate"], extra="scale_param { axis: 0 } ")
+            + conv("b", "s", 4),
+        )
+    )
     assert "a" not in prunable_names(net)["m"]
     assert "second bottom" in analyze_pruning(net).exits["a"]
 
@@ -238,8 +269,11 @@ def test_scale_with_second_bottom_is_an_exit(net_of):
 def test_split_to_two_convolutions_and_other_module(net_of):
     body = conv("a", "data", 4) + layer("sp", "Split", ["a"], extra='top: "a2" ')
     body = body.replace('top: "sp"', 'top: "a1"')
-    net = net_of(data(3) + module("m", body + conv("b", "a1", 4) + conv("c", "a2", 4))
-                 + module("n", conv("d", "b", 4) + layer("e", "Eltwise", ["c", "d"])))  # fmt: skip
+    net = net_of(
+        data(3)
+        + module("m", body + conv("b", "a1", 4) + conv("c", "a2", 4))
+        + module("n", conv("d", "b", 4) + layer("e", "Eltwise", ["c", "d"]))
+    )
     analysis = analyze_pruning(net)
     assert prunable_names(net) == {"m": ["a"], "n": []}
     assert [x.name for x in analysis.regions["a"].consumers] == ["b", "c"]
@@ -247,8 +281,10 @@ def test_split_to_two_convolutions_and_other_module(net_of):
 
 
 def test_flatten_and_concat_are_exits(net_of):
-    net = net_of(data(3) + module("m", conv("a", "data", 4) + layer("f", "Flatten", ["a"])
-                                  + ip("fc", "f", 3)))  # fmt: skip
+    net = net_of(
+        data(3)
+        + module("m", conv("a", "data", 4) + layer("f", "Flatten", ["a"]) + ip("fc", "f", 3))
+    )
     assert "(Flatten)" in analyze_pruning(net).exits["a"]
 
 
@@ -499,21 +535,27 @@ def test_unknown_module_and_bad_rate(net_of):
 # (group == channels), the fork's ConvolutionDepthwise, Bias, a channel-shared PReLU slope and a
 # Scale with num_axes: -1 (one factor per C x H x W entry).
 def _ip_t(name, bottom, n):
-    return layer(name, "InnerProduct", [bottom], extra=(
-        f"inner_product_param {{ num_output: {n} transpose: true }} "))  # fmt: skip
+    return layer(
+        name,
+        "InnerProduct",
+        [bottom],
+        extra=(f"inner_product_param {{ num_output: {n} transpose: true }} "),
+    )
 
 
 EVERY_KIND = data(3) + module(
     "m",
-    conv("conv1", "data", 8) + bn_scale_relu("conv1")
+    conv("conv1", "data", 8)
+    + bn_scale_relu("conv1")
     + inplace("pr1", "PReLU", "conv1")
     + inplace("sc_all", "Scale", "conv1", "scale_param { num_axes: -1 } ")
     + conv("dw", "conv1", 8, group=8)
     + inplace("b1", "Bias", "dw")
     + inplace("pr2", "PReLU", "dw", "prelu_param { channel_shared: true } ")
     + conv("cdw", "dw", 8, typ="ConvolutionDepthwise")
-    + _ip_t("ip1", "cdw", 6) + _ip_t("ip2", "ip1", 4),
-)  # fmt: skip
+    + _ip_t("ip1", "cdw", 6)
+    + _ip_t("ip2", "ip1", 4),
+)
 
 
 def test_every_kind_of_blob_follows_the_pruned_channels(net_of):
