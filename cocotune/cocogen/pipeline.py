@@ -128,8 +128,12 @@ def compile_model(
         from cocotune.cocogen.autotune import tune as run_tune
 
         with tempfile.TemporaryDirectory(prefix="cocogen_tune_") as tmp:
-            res = run_tune(
-                [(s, v.kernel, v.bias) for v, s in specs], tmp, nthreads=threads, native=native
+            res = run_tune(  # the NHWC entry point: what the delegate runs
+                [(s, v.kernel, v.bias) for v, s in specs],
+                tmp,
+                nthreads=threads,
+                native=native,
+                layout="nhwc",
             )
         for (v, _), r in zip(specs, res):
             tuned[v.name] = r
