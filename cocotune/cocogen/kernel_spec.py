@@ -272,7 +272,7 @@ def filter_block_bounds(cout: int, fb: int) -> list[int]:
 def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     """A few tilings worth timing for this shape (at most ``limit``), best guesses first.
 
-    Pattern kernels up to 32×32 outputs: the input-stationary order first (1 and 2 filter
+    Pattern kernels up to 32×32 outputs: the input-stationary order first (2 and 1 filter
     blocks). Output width ≥ 8: row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors
     at 32 wide, 8 rows × 1 vector at 8 wide), both loop orders. Smaller outputs: flat mode with
     1-4 vectors and 2 or 4 accumulator sets so the FMA chains stay independent.
@@ -282,8 +282,10 @@ def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     pv = -(-(ho * wo) // VW)
     if spec.kind == "pattern" and pv <= 128:  # input-stationary, up to 32x32 outputs
         tv = min(pv, 2)
-        out.append(Tile("flat", 1, tv, 1, "is", fb=1))
+        # two filter blocks first: the same speed at one thread, and work for a second thread
+        # on layers with a single pixel chunk (4x4, 2x2 outputs)
         out.append(Tile("flat", 1, tv, 1, "is", fb=2))
+        out.append(Tile("flat", 1, tv, 1, "is", fb=1))
     if wo >= VW:
         nv = -(-wo // VW)
         for tv in sorted({min(nv, 4), min(nv, 2), min(nv, 1)}, reverse=True):
