@@ -84,6 +84,8 @@ def tune(
             outs = [np.empty(k.out_shape_nhwc, np.float32) for k in ks]
             fns = [(lambda k=k, o=o: k.nhwc(x, nthreads, o)) for k, o in zip(ks, outs)]
         times = time_interleaved(fns, rounds=rounds)
-        i = int(np.argmin(times))
+        # the first candidate within 3% of the fastest: the candidates come in order of
+        # preference (e.g. two filter blocks give a second thread work), and 3% is noise
+        i = next(j for j, t in enumerate(times) if t <= 1.03 * min(times))
         results.append(TuneResult(group[i], {s.tile.tag: t for s, t in zip(group, times)}))
     return results
