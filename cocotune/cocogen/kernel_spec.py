@@ -6,6 +6,12 @@ Layouts (the conversions are in :mod:`cocotune.cocogen.runtime`):
   ``x_chw = x_nhwc[n].transpose(2, 0, 1)``, and back with ``.transpose(1, 2, 0)``). Planar
   lets one vector hold 8 neighbouring output pixels of one filter, which is how the pattern
   kernels vectorise (a pattern is per (filter, channel) kernel, so filters do not share code).
+  Every kernel also has an **NHWC entry point** (``<name>_nhwc``, and ``<name>_nhwc_job``, the
+  same call as work items for the delegate's thread pool) on TFLite's layout with no
+  full-tensor transposes: the workspace below is filled from NHWC input rows (each through an
+  L1-resident CHW staging row, 8×8 register transposes), and each work item (a row tile, or a
+  filter block × pixel chunk in the input-stationary order) computes its outputs, bias and
+  ReLU fused, into a per-thread staging tile that is transposed into NHWC the same way.
 - Inside, each kernel first copies its input into a zero-padded **tap-plane workspace**, so that
   every tap load is an aligned, branch-free vector load (no padding tests in the hot loop):
 
