@@ -142,6 +142,34 @@ def test_nhwc_kernels_on_threads_match_stock(threaded_build, threads):
     assert s["claimed"] == 3 and s["invokes"] == 6 and s["images"] == 12
 
 
+def test_one_delegate_shared_by_two_interpreters_at_once(threaded_build):
+    """Both interpreters hold the same delegate and its one thread pool: a call that finds the
+    pool busy runs on its own thread; every output stays exact."""
+    b = threaded_build
+    d = dg.load(b, num_threads=2)
+    its = [_interp(b / dg.TFLITE_FILE, [d], 2) for _ in range(2)]
+    ref = _interp(b / dg.TFLITE_FILE)
+    xs = [_inputs(ref, 1, s) for s in range(3)]
+    want = [_run(ref, x) for x in xs]
+    errors = []
+
+    def work(it):
+        try:
+            for _ in range(4):
+                for x, w in zip(xs, want):
+                    assert rel_err(_run(it, x), w) <= 1e-4
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(it,)) for it in its]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert dg.stats(b, d)["invokes"] == 2 * 4 * 3 * 3
+
+
 def _interp(path, delegates=(), threads=1):
     import warnings
 
