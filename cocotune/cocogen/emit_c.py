@@ -100,6 +100,13 @@ def kernel_context(spec: KernelSpec) -> dict:
     tr = min(t.tr, spec.ho) if row else 1
     n_full_rows, tail_rows = (spec.ho // tr, spec.ho % tr) if row else (1, 0)
     n_full_x, tail_v = nv // tv, nv % tv
+    zero_rows = []  # flat mode: (dy, y) output rows whose input row is padding
+    if not row:
+        for dy in range(3):
+            for y in range(spec.ho):
+                iy = s * y + dy - spec.pad_top
+                if iy < 0 or iy >= spec.h:
+                    zero_rows.append({"dy": dy, "y": y})
     tiles = []
     for r in [tr] + ([tail_rows] if tail_rows else []):
         for v in ([tv] if n_full_x else []) + ([tail_v] if tail_v else []):
@@ -143,6 +150,11 @@ def kernel_context(spec: KernelSpec) -> dict:
         "n_full_rows": n_full_rows,
         "tail_rows": tail_rows,
         "n_row_tiles": n_full_rows + (1 if tail_rows else 0),
+        # NHWC entry point: output pixels per filter in a thread's staging tile (a row tile, or
+        # the whole plane in flat mode), padded input rows the prep loop visits, zero rows
+        "tp": tr * spec.wo if row else spec.ho * spec.wo,
+        "prep_items": spec.hr if row else spec.h + 1,
+        "zero_rows": zero_rows,
         "n_full_x": n_full_x,
         "tail_v": tail_v,
         "gstride": 1 if spec.kind == "csr" else len(lib) + 1,

@@ -6,6 +6,12 @@ Layouts (the conversions are in :mod:`cocotune.cocogen.runtime`):
   ``x_chw = x_nhwc[n].transpose(2, 0, 1)``, and back with ``.transpose(1, 2, 0)``). Planar
   lets one vector hold 8 neighbouring output pixels of one filter, which is how the pattern
   kernels vectorise (a pattern is per (filter, channel) kernel, so filters do not share code).
+  Every kernel also has an **NHWC entry point** (``<name>_nhwc``, and ``<name>_nhwc_job``, the
+  same call as work items for the delegate's thread pool) on TFLite's layout with no
+  full-tensor transposes: the workspace below is filled from NHWC input rows (each through an
+  L1-resident CHW staging row, 8×8 register transposes), and each work item (a row tile, or a
+  filter block × pixel chunk in the input-stationary order) computes its outputs, bias and
+  ReLU fused, into a per-thread staging tile that is transposed into NHWC the same way.
 - Inside, each kernel first copies its input into a zero-padded **tap-plane workspace**, so that
   every tap load is an aligned, branch-free vector load (no padding tests in the hot loop):
 
@@ -272,7 +278,7 @@ def filter_block_bounds(cout: int, fb: int) -> list[int]:
 def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     """A few tilings worth timing for this shape (at most ``limit``), best guesses first.
 
-    Pattern kernels up to 32×32 outputs: the input-stationary order first (1 and 2 filter
+    Pattern kernels up to 32×32 outputs: the input-stationary order first (2 and 1 filter
     blocks). Output width ≥ 8: row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors
     at 32 wide, 8 rows × 1 vector at 8 wide), both loop orders. Smaller outputs: flat mode with
     1-4 vectors and 2 or 4 accumulator sets so the FMA chains stay independent.
@@ -282,8 +288,10 @@ def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     pv = -(-(ho * wo) // VW)
     if spec.kind == "pattern" and pv <= 128:  # input-stationary, up to 32x32 outputs
         tv = min(pv, 2)
-        out.append(Tile("flat", 1, tv, 1, "is", fb=1))
+        # two filter blocks first: the same speed at one thread, and work for a second thread
+        # on layers with a single pixel chunk (4x4, 2x2 outputs)
         out.append(Tile("flat", 1, tv, 1, "is", fb=2))
+        out.append(Tile("flat", 1, tv, 1, "is", fb=1))
     if wo >= VW:
         nv = -(-wo // VW)
         for tv in sorted({min(nv, 4), min(nv, 2), min(nv, 1)}, reverse=True):

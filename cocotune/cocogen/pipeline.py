@@ -165,11 +165,12 @@ def compile_model(
         from cocotune.cocogen.autotune import tune as run_tune
 
         with tempfile.TemporaryDirectory(prefix="cocogen_tune_") as tmp:
-            res = run_tune(
+            res = run_tune(  # the NHWC entry point: what the delegate runs
                 [(s, _pattern_parts(v)[1], v.bias) for v, s in specs],
                 tmp,
                 nthreads=threads,
                 native=native,
+                layout="nhwc",
             )
         for (v, _), r in zip(specs, res):
             tuned[v.name] = r
@@ -344,8 +345,7 @@ def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) 
         src,
         dg.DELEGATE_LIB,
         native=native,
-        # nodelete: the pointwise nodes' pool threads run code of this library until exit
-        extra=["-Wl,-Bsymbolic", "-Wl,-z,nodelete", "-ldl"],
+        extra=["-Wl,-Bsymbolic", "-ldl"],
     )
     for o in dobjs.values():
         o.unlink(missing_ok=True)

@@ -14,8 +14,10 @@ Arrays per kind:
 - csr: one entry per non-zero weight, ``koff`` = channel stride × channel + tap offset,
   ``g`` = CSR row pointers.
 
-Layouts: kernels take and return one image in CHW; :func:`nhwc_to_chw` / :func:`chw_to_nhwc`
-convert (a transpose copy each).
+Layouts: ``k`` takes and returns one image in CHW (:func:`nhwc_to_chw` / :func:`chw_to_nhwc`
+convert, a transpose copy each); ``k_nhwc``, same arguments, takes and returns one image in
+NHWC (TFLite's layout, what the delegate calls: the kernel fills its workspace from NHWC rows
+and transposes finished output tiles, no full-tensor conversion). :meth:`Kernel.nhwc` calls it.
 """
 
 from __future__ import annotations
@@ -202,9 +204,10 @@ class KernelLibrary:
         self.rows = {r.name.decode(): r for r in table}
         self.pool = {}
         for name in self.rows:
-            self.pool[name] = getattr(self.lib, name)
-            self.pool[name].restype = ctypes.c_int
-            self.pool[name].argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int]
+            for fn_name in (name, name + "_nhwc"):
+                self.pool[fn_name] = getattr(self.lib, fn_name)
+                self.pool[fn_name].restype = ctypes.c_int
+                self.pool[fn_name].argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int]
         self._maxpool = self.lib.cocogen_maxpool2x2_chw
         self._maxpool.restype = ctypes.c_int
         self._maxpool.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 4
@@ -243,7 +246,7 @@ class KernelLibrary:
             raise CocogenError(
                 f"kernel '{spec.name}' in '{self.path}' does not match its spec: {got} != {want}"
             )
-        return Kernel(self.pool[spec.name], spec, data)
+        return Kernel(self.pool[spec.name], spec, data, fn_nhwc=self.pool[spec.name + "_nhwc"])
 
     def maxpool2x2(
         self, x_chw: np.ndarray, nthreads: int = 1, out: np.ndarray | None = None
@@ -256,16 +259,23 @@ class KernelLibrary:
 
 
 class Kernel:
-    """One callable kernel: ``k(x_chw, nthreads=1, out=None) -> out_chw``.
+    """One callable kernel: ``k(x_chw, nthreads=1, out=None) -> out_chw``, and
+    ``k.nhwc(x_hwc, nthreads=1, out=None) -> out_hwc`` (the NHWC entry point).
 
     Not re-entrant: calls share the kernel's workspace (run one call at a time per kernel, or
     give each thread its own :class:`Kernel` with :meth:`use_workspace`).
     """
 
     def __init__(
-        self, fn, spec: KernelSpec, data: KernelData, workspace: np.ndarray | None = None
+        self,
+        fn,
+        spec: KernelSpec,
+        data: KernelData,
+        workspace: np.ndarray | None = None,
+        fn_nhwc=None,
     ) -> None:
         self.fn = fn
+        self.fn_nhwc = fn_nhwc
         self.spec = spec
         self.data = data
         self.use_workspace(workspace)
@@ -315,4 +325,34 @@ class Kernel:
         rc = self.fn(x_chw.ctypes.data, out.ctypes.data, *self._ptrs, int(nthreads))
         if rc != 0:  # pragma: no cover - kernels always return 0 today
             raise RuntimeError(f"{s.name} returned {rc}")
+        return out
+
+    @property
+    def out_shape_nhwc(self) -> tuple[int, int, int]:
+        return (self.spec.ho, self.spec.wo, self.spec.cout)
+
+    def nhwc(
+        self, x_hwc: np.ndarray, nthreads: int = 1, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The NHWC entry point on one image (H, W, C) -> (Ho, Wo, F)."""
+        s = self.spec
+        if self.fn_nhwc is None:
+            raise CocogenError(f"{s.name}: no NHWC entry point bound")
+        if (
+            x_hwc.shape != (s.h, s.w, s.cin)
+            or x_hwc.dtype != np.float32
+            or not x_hwc.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"{s.name}: expected a contiguous float32 HWC array {(s.h, s.w, s.cin)}, got "
+                f"{x_hwc.dtype} {x_hwc.shape}"
+            )
+        shape = self.out_shape_nhwc
+        if out is None:
+            out = np.empty(shape, np.float32)
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"{s.name}: out must be a contiguous float32 array {shape}")
+        rc = self.fn_nhwc(x_hwc.ctypes.data, out.ctypes.data, *self._ptrs, int(nthreads))
+        if rc != 0:  # pragma: no cover - kernels always return 0 today
+            raise RuntimeError(f"{s.name}_nhwc returned {rc}")
         return out

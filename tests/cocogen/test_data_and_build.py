@@ -56,6 +56,25 @@ def test_portable_build_matches_reference(tmp_path):
     assert np.allclose(out.transpose(1, 2, 0), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_portable_build_nhwc_entry_point(tmp_path):
+    """The NHWC entry point's 8x8 register transposes (GCC generic vector shuffles) without
+    -march=native: 16 input channels and 16 filters, a width that is not a multiple of 8."""
+    rng = np.random.default_rng(8)
+    k = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    lib = select_library([k], 4)
+    pruned = project_layer(k, lib, 1.5).kernel
+    bias = rng.standard_normal(16).astype(np.float32)
+    spec = KernelSpec(
+        "pattern", 16, 9, 11, 16, 1, "same", lib, True, Tile("row", 2, 2, 1, "fy"), isa="generic"
+    )
+    kl = KernelLibrary(build_library(render_library([spec]), tmp_path, native=False))
+    x = rng.standard_normal((9, 11, 16)).astype(np.float32)
+    kern = kl.kernel(spec, kernel_data(spec, pruned, bias))
+    ref = conv3x3(x, pruned, bias, 1, "same", True)
+    for threads in (1, 2):
+        assert np.allclose(kern.nhwc(x, threads), ref, rtol=1e-4, atol=1e-4)
+
+
 def test_tf_same_padding_geometry():
     assert conv_geometry(8, 8, 2, "same") == (4, 4, 0, 0)  # stride 2, even: pad after only
     assert conv_geometry(9, 9, 2, "same") == (5, 5, 1, 1)

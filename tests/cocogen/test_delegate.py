@@ -86,6 +86,90 @@ def mixed_build(tmp_path_factory):
     return _compile(d / "src.keras", d / "build")
 
 
+def _threaded_model():
+    """Layers big enough (>= 2^20 pruned MACs each) that the delegate runs them on every thread:
+    odd width, row mode with 5 blocks of 8 filters, stride 2 'valid', filter counts that are not
+    multiples of 8 (the NHWC output's scalar edges)."""
+    import keras
+
+    from cocotune.cocogen.patterns import project_layer, select_library
+
+    keras.utils.set_random_seed(4)
+    m = keras.Sequential(
+        [
+            keras.Input((33, 47, 24)),
+            keras.layers.Conv2D(40, 3, padding="same", activation="relu", name="wide_s1"),
+            keras.layers.Conv2D(32, 3, strides=2, padding="valid", name="s2_valid"),
+            keras.layers.Conv2D(36, 3, padding="same", activation="relu", name="odd_cout"),
+        ]
+    )
+    names = ("wide_s1", "s2_valid", "odd_cout")
+    lib = select_library([m.get_layer(n).get_weights()[0] for n in names], 8)
+    rng = np.random.default_rng(6)
+    for n in names:
+        layer = m.get_layer(n)
+        w = layer.get_weights()
+        w[0] = project_layer(w[0], lib, 1.5).kernel
+        w[1] = rng.standard_normal(w[1].shape).astype(np.float32) * 0.1
+        layer.set_weights(w)
+        out = layer.output.shape
+        assert np.count_nonzero(w[0]) * out[1] * out[2] >= 2**20
+    return m
+
+
+@pytest.fixture(scope="module")
+def threaded_build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("delegate_threaded")
+    _threaded_model().save(d / "src.keras")
+    return _compile(d / "src.keras", d / "build")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_nhwc_kernels_on_threads_match_stock(threaded_build, threads):
+    """The kernels' NHWC entry points straight on TFLite's tensors, batch 2, 1-3 threads."""
+    b = threaded_build
+    d = dg.load(b, num_threads=threads)
+    it, ref = _interp(b / dg.TFLITE_FILE, [d], threads), _interp(b / dg.TFLITE_FILE)
+    for i in (it, ref):
+        i.resize_tensor_input(i.get_input_details()[0]["index"], [2, 33, 47, 24])
+        i.allocate_tensors()
+    for seed in range(2):
+        x = _inputs(it, 2, seed)
+        got = _run(it, x)
+        assert got.shape == (2, 16, 23, 36)
+        assert rel_err(got, _run(ref, x)) <= 1e-4
+    s = dg.stats(b, d)
+    assert s["claimed"] == 3 and s["invokes"] == 6 and s["images"] == 12
+
+
+def test_one_delegate_shared_by_two_interpreters_at_once(threaded_build):
+    """Both interpreters hold the same delegate and its one thread pool: a call that finds the
+    pool busy runs on its own thread; every output stays exact."""
+    b = threaded_build
+    d = dg.load(b, num_threads=2)
+    its = [_interp(b / dg.TFLITE_FILE, [d], 2) for _ in range(2)]
+    ref = _interp(b / dg.TFLITE_FILE)
+    xs = [_inputs(ref, 1, s) for s in range(3)]
+    want = [_run(ref, x) for x in xs]
+    errors = []
+
+    def work(it):
+        try:
+            for _ in range(4):
+                for x, w in zip(xs, want):
+                    assert rel_err(_run(it, x), w) <= 1e-4
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(it,)) for it in its]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert dg.stats(b, d)["invokes"] == 2 * 4 * 3 * 3
+
+
 def _interp(path, delegates=(), threads=1):
     import warnings
 

@@ -30,6 +30,10 @@ CASES = {
     "tiny_2x2": (16, 2, 2, 8, 1, "same", True, 3.6),
     "one_channel": (1, 6, 6, 2, 1, "valid", False, 1.0),
     "empty_filters": (2, 9, 9, 12, 1, "same", True, 8.0),
+    # NHWC entry point: 8x8 register transposes of the output (filters in blocks of 8) with
+    # scalar edges, several row tiles (some split by filter among threads), stride 2 flat
+    "blocks_of_8_filters": (8, 12, 17, 24, 1, "same", True, 2.0),
+    "blocks_s2_flat": (9, 7, 7, 16, 2, "same", False, 2.0),
 }
 KINDS = ("pattern", "dense", "csr")
 
@@ -61,11 +65,17 @@ def library(tmp_path_factory):
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v[0] for v in VARIANTS])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_kernel_matches_reference(library, variant, threads):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("layout", ["chw", "nhwc"])
+def test_kernel_matches_reference(library, variant, threads, layout):
     _, spec, pruned, bias, x, ref = variant
+    if layout == "chw" and threads == 3:
+        pytest.skip("3 threads: the NHWC entry point's cyclic filter split only")
     k = library.kernel(spec, kernel_data(spec, pruned, bias))
-    out = k(nhwc_to_chw(x), nthreads=threads).transpose(1, 2, 0)
+    if layout == "chw":
+        out = k(nhwc_to_chw(x), nthreads=threads).transpose(1, 2, 0)
+    else:  # poisoned output: every element must be written
+        out = k.nhwc(x, nthreads=threads, out=np.full(k.out_shape_nhwc, np.nan, np.float32))
     assert out.shape == ref.shape
     scale = np.maximum(np.abs(ref), 1.0)
     err = np.abs(out - ref) / scale
