@@ -456,9 +456,11 @@ def _resnet50_model(size: int):
         if isinstance(l, keras.layers.BatchNormalization):
             n = l.get_weights()[0].shape[0]
             g, b_, mu, var = (
-                rng.uniform(0.8, 1.2, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n),
                 rng.uniform(0.8, 1.2, n),
-            )  # fmt: skip
+                rng.normal(0, 0.1, n),
+                rng.normal(0, 0.1, n),
+                rng.uniform(0.8, 1.2, n),
+            )
             l.set_weights([v.astype(np.float32) for v in (g, b_, mu, var)])
     return m
 

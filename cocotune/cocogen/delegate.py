@@ -35,10 +35,14 @@ from __future__ import annotations
 import ctypes
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cocotune.cocogen.errors import CocogenError
+
+if TYPE_CHECKING:  # annotation only: the ctypes runtime is imported where it is used
+    from cocotune.cocogen.runtime import KernelData
 
 __all__ = [
     "DELEGATE_LIB",
@@ -101,7 +105,7 @@ def support_fnv1a64(kernel_hwio: np.ndarray, lib: ctypes.CDLL | None = None) -> 
     return fnv1a64(np.ascontiguousarray(ohwi != 0).astype(np.uint8).tobytes(), lib)
 
 
-def gather_index(spec, kernel_hwio: np.ndarray, library) -> tuple[np.ndarray, object]:
+def gather_index(spec, kernel_hwio: np.ndarray, library) -> tuple[np.ndarray, KernelData]:
     """Where each weight of ``spec``'s kernel comes from in the TFLite filter.
 
     Runs the kernel's weight layout (:func:`cocotune.cocogen.runtime.kernel_data`) on a kernel
