@@ -45,7 +45,7 @@ def test_corpus_solvers_are_checked(run_cli, path, tmp_path, monkeypatch):
     missing = next(l for l in lines if l.startswith(f'net "{param.net}"'))
     assert "(TRAIN and TEST): not found; looked at " in missing
     assert str(tmp_path / param.net) in missing
-    assert str(path.parent / param.net) in missing
+    assert str(path.resolve().parent / param.net) in missing  # the solver folder, symlinks resolved
     data = json.loads(run_cli("check", path, "--json").out)
     assert data["settings"]["net"] == param.net
     assert data["settings"]["base_lr"] == pytest.approx(param.base_lr)

@@ -202,11 +202,20 @@ def main() -> None:
     elif args.scenario == "stuck":
         # Rank 1 fails while rank 0 is in a long task that never polls should_abort(): after
         # failure_grace seconds rank 0's coordinator thread aborts the job.
+        # Rank 1 fails only once rank 0 is inside its long task (a file says so): on a loaded
+        # machine a fixed delay could let the failure arrive before rank 0 starts, and rank 0
+        # would then stop cleanly instead of being aborted.
+        busy = args.out / "rank0-busy"
+
         def work(task, ctx):
             ran.append(ctx.index)
             if ctx.rank == 1:
+                deadline = time.monotonic() + 30.0
+                while not busy.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 time.sleep(0.3)
                 raise ValueError("boom while rank 0 is busy")
+            busy.write_text("1")
             time.sleep(60.0)
             return task
 
