@@ -151,22 +151,7 @@ def test_one_delegate_shared_by_two_interpreters_at_once(threaded_build):
     ref = _interp(b / dg.TFLITE_FILE)
     xs = [_inputs(ref, 1, s) for s in range(3)]
     want = [_run(ref, x) for x in xs]
-    errors = []
-
-    def work(it):
-        try:
-            for _ in range(4):
-                for x, w in zip(xs, want):
-                    assert rel_err(_run(it, x), w) <= 1e-4
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(it,)) for it in its]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    _run_concurrently(its, xs, want, rounds=4)
     assert dg.stats(b, d)["invokes"] == 2 * 4 * 3 * 3
 
 
@@ -188,6 +173,27 @@ def _run(it, x):
     it.set_tensor(it.get_input_details()[0]["index"], np.asarray(x, np.float32))
     it.invoke()
     return it.get_tensor(it.get_output_details()[0]["index"]).copy()
+
+
+def _run_concurrently(its, xs, want, rounds: int) -> None:
+    """Each interpreter on its own thread, all at once, ``rounds`` times over ``xs``: every
+    output must match ``want`` (a failure on a thread is re-raised here)."""
+    errors = []
+
+    def work(it):
+        try:
+            for _ in range(rounds):
+                for x, w in zip(xs, want):
+                    assert rel_err(_run(it, x), w) <= 1e-4
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(it,)) for it in its]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
 
 
 def _count_candidates(tflite_path):
@@ -282,22 +288,7 @@ def test_two_interpreters_at_once(mixed_build):
     ref = _interp(path)
     xs = [_inputs(ref, 1, s) for s in range(6)]
     want = [_run(ref, x) for x in xs]
-    errors = []
-
-    def work(it):
-        try:
-            for _ in range(3):
-                for x, w in zip(xs, want):
-                    assert rel_err(_run(it, x), w) <= 1e-4
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(it,)) for it in its]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    _run_concurrently(its, xs, want, rounds=3)
     for d in (d1, d2):
         s = dg.stats(mixed_build, d)
         assert s["invokes"] == 3 * 6 * 3 and s["claimed"] == 3
