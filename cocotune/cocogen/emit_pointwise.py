@@ -26,8 +26,9 @@ Work items are ``<name>_part(…, p0, p1, gi)``: pixels ``[p0, p1)`` of one filt
 TFLite delegate's pool calls). The kernel's own entry runs them over pixel blocks of ``pb``
 (``pb`` = all pixels: the delegate's order, each group's weights stay in L1 while all pixels
 stream through; smaller: every group of a block before the next, the block's input rows stay in
-L1/L2 across groups), OpenMP threads (libgomp keeps its pool between calls) splitting the
-(pixel block, group) pairs cyclically over the groups sorted by work.
+L1/L2 across groups), OpenMP threads (libgomp keeps its pool between calls) taking the
+(pixel block, group) pairs in turn, groups sorted by work (dynamically: on a shared machine a
+thread the scheduler holds back leaves its items to the other).
 
 Names follow the 3×3 kernels' scheme::
 
