@@ -19,7 +19,12 @@ from cocotune.cocogen.emit_pointwise import (
     rows_per_set,
 )
 from cocotune.cocogen.pointwise import project_pointwise
-from cocotune.cocogen.pointwise_runtime import build_pointwise, pointwise_data, spec_for
+from cocotune.cocogen.pointwise_runtime import (
+    build_pointwise,
+    pointwise_data,
+    spec_for,
+    tune_pointwise,
+)
 from cocotune.cocogen.pointwise_storage import encode_pointwise
 
 from .reference_pointwise import conv1x1, dense
@@ -153,3 +158,20 @@ def test_portable_build_matches_reference(tmp_path):
     for s, (layer, x, ref) in zip(specs, cases):
         got = lib.kernel(s, pointwise_data(s, layer))(x, 2)
         assert float(np.abs(got - ref).max()) / max(float(np.abs(ref).max()), 1.0) < 1e-5
+
+
+def test_tune_ranks_the_delegate_order_apart(tmp_path):
+    """With pixel-blocked orders timed too, the result still names the fastest tiling in the
+    delegate's (unblocked) order; by default only that order is timed."""
+    rng = np.random.default_rng(5)
+    k = project_pointwise(rng.standard_normal((1, 1, 64, 32)).astype(np.float32), 3.6).kernel
+    layer = encode_pointwise(k, np.zeros(32, np.float32))
+    spec = spec_for(layer, 24, 24)
+    (res,) = tune_pointwise([(spec, layer)], tmp_path / "a", rounds=1, limit=12, pixel_blocks=True)
+    assert set(res.times) == {
+        spec.with_tile(t).name for t in candidate_tiles(spec, 12, pixel_blocks=True)
+    }
+    assert any(spec.with_tile(t).tile.pb for t in candidate_tiles(spec, 12, pixel_blocks=True))
+    assert res.best.name in res.times and res.best_unblocked.tile.pb == 0
+    (plain,) = tune_pointwise([(spec, layer)], tmp_path / "b", rounds=1, limit=4)
+    assert len(plain.times) == 4 and plain.best.tile.pb == 0
