@@ -23,7 +23,8 @@ the rows' strided order defeats the hardware prefetchers). A tile's ``mr`` input
 at most 8 rows per set (:func:`rows_per_set`).
 
 Work items are ``<name>_part(…, p0, p1, gi)``: pixels ``[p0, p1)`` of one filter group (what the
-TFLite delegate's pool calls). The kernel's own entry runs them over pixel blocks of ``pb``
+TFLite delegate's pool calls); odd groups sweep their pixels backwards, so a sweep starts on the
+rows the previous group read last (still in L2 when the image is larger than L2). The kernel's own entry runs them over pixel blocks of ``pb``
 (``pb`` = all pixels: the delegate's order, each group's weights stay in L1 while all pixels
 stream through; smaller: every group of a block before the next, the block's input rows stay in
 L1/L2 across groups), OpenMP threads (libgomp keeps its pool between calls) taking the
