@@ -12,7 +12,12 @@ filters, 1 in 3.6 kept), stored as PWB.
 
 Contenders, all on the same input and weights, float32:
 
-- ours: the generated kernel, NHWC in and out, tiling autotuned at 1 thread among up to 6;
+- ours: the generated kernel, NHWC in and out, tiling autotuned at 1 thread among up to 12
+  (register tile, accumulator sets, prefetch, and the loop order: pixel-blocked, every filter
+  group of an L1/L2-sized block of pixels before the next, or not);
+- ours_unblocked: the fastest of those tilings in the TFLite delegate's loop order (each filter
+  group over all pixels, ``_part`` work items as the delegate's pool runs them): what a whole
+  model runs through the delegate;
 - tflite: the same pruned layer as a one-op model (Keras Conv2D 1×1 / Dense, converted with
   ``tf.lite.TFLiteConverter``, bias and ReLU fused by the converter), run by
   ``tf.lite.Interpreter(num_threads=n)``: its default XNNPACK path, which packs the weights
@@ -29,8 +34,9 @@ sample enough back-to-back calls to last ~2 ms) and each keeps its minimum over 
 speedup that the MAC reduction allows at TFLite's own efficiency (the definition of
 ``benchmarks/cocogen.py``; 1.0 = our time is the dense XNNPACK time × the kept fraction);
 ``bound_fraction_conservative`` uses ``min(tflite_1t, tflite_dense_1t)`` instead of
-``tflite_1t`` (XNNPACK does the same work on both, so the lower is the less noisy estimate).
-Network totals are Σ count × per-layer time for every contender. Writes
+``tflite_1t`` (XNNPACK does the same work on both, so the lower is the less noisy estimate);
+``bound_fraction_unblocked`` uses ``ours_unblocked_1t``. Network totals are Σ count ×
+per-layer time for every contender. Writes
 ``cocogen_pointwise.json``.
 """
 
@@ -125,25 +131,32 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
         items.append((spec, layer))
         dense_layers.append((k, b, p.kernel, encode_pointwise(k, b, GROUP)))
     t = time.perf_counter()
-    tuned = tune_pointwise(items, work / "tune", nthreads=1, rounds=max(3, rounds // 2))
+    tuned = tune_pointwise(
+        items, work / "tune", nthreads=1, rounds=max(3, rounds // 2), limit=12, pixel_blocks=True
+    )
     log(f"autotuned {len(items)} layers in {time.perf_counter() - t:.1f} s")
     best = [tr.best for tr in tuned]
+    unblocked = [tr.best_unblocked or tr.best for tr in tuned]
     dense_specs = [s.with_tile(s.tile) for s in best]
-    lib = build_pointwise(best, work / "best", "libpw_best.so")
+    lib = build_pointwise(
+        best + [u for b, u in zip(best, unblocked) if u != b], work / "best", "libpw_best.so"
+    )
     # the dense variant: same spec (same name, shapes and tiling), its own library
     lib_dense = build_pointwise(dense_specs, work / "dense", "libpw_dense.so")
     out_rows = []
-    for r, spec, (_, layer), (k, b, pruned, dlayer), tr in zip(
-        rows, best, items, dense_layers, tuned
+    for r, spec, uspec, (_, layer), (k, b, pruned, dlayer), tr in zip(
+        rows, best, unblocked, items, dense_layers, tuned
     ):
         fc = r["name"] == "fc"
         ours = lib.kernel(spec, pointwise_data(spec, layer))
+        ours_u = lib.kernel(uspec, pointwise_data(uspec, layer))
         ours_d = lib_dense.kernel(spec, pointwise_data(spec, dlayer))
         x4 = rng.standard_normal((1, r["cin"]) if fc else (1, r["h"], r["w"], r["cin"]))
         x4 = x4.astype(np.float32)
         x = np.ascontiguousarray(x4[0])
         out = np.empty(ours.out_shape, np.float32)
         out_d = np.empty(ours.out_shape, np.float32)
+        out_u = np.empty(ours.out_shape, np.float32)
         content = tflite_bytes(one_op_model(r, pruned, b))
         content_dense = tflite_bytes(one_op_model(r, k, b))
         runners = {
@@ -154,11 +167,15 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
         ref = runners["tflite_1t"](x4).reshape(-1)
         got = ours(x, 1, out).reshape(-1)
         err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        got_u = ours_u(x, 1, out_u).reshape(-1)
+        err = max(err, float(np.abs(got_u - ref).max() / max(np.abs(ref).max(), 1e-30)))
         for rn in runners.values():
             rn.set(x4)
         fns = {
             "ours_1t": lambda: ours(x, 1, out),
             "ours_2t": lambda: ours(x, 2, out),
+            "ours_unblocked_1t": lambda: ours_u(x, 1, out_u),
+            "ours_unblocked_2t": lambda: ours_u(x, 2, out_u),
             "ours_dense_1t": lambda: ours_d(x, 1, out_d),
             **{n: rn.invoke for n, rn in runners.items()},
         }
@@ -173,6 +190,7 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
             "count": r["count"],
             "kernel": spec.name,
             "tile": spec.to_json()["tile"],
+            "kernel_unblocked": uspec.name,
             "tune_seconds": tr.times,
             "seconds": times,
             "max_rel_error_vs_tflite": err,
@@ -193,12 +211,16 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
         xnn = min(times["tflite_1t"], times["tflite_dense_1t"])
         res["bound_fraction_conservative"] = xnn / times["ours_1t"] / bound
         res["bound_fraction_2t"] = res["speedup_vs_tflite_2t"] / bound
+        res["bound_fraction_unblocked"] = times["tflite_1t"] / times["ours_unblocked_1t"] / bound
+        res["bound_fraction_unblocked_2t"] = times["tflite_2t"] / times["ours_unblocked_2t"] / bound
         log(
             f"{r['name']:>12} {r['cin']:>4}x{r['cout']:<4} {r['h']:>2}x{r['w']:<2} s{r['stride']}: "
             + ", ".join(f"{n} {v * 1e3:.3f}" for n, v in times.items())
             + f" ms; x{res['speedup_vs_tflite_1t']:.2f} (1t) x{res['speedup_vs_tflite_2t']:.2f}"
             f" (2t) bound {res['bound_fraction']:.2f} (conservative "
-            f"{res['bound_fraction_conservative']:.2f}), err {err:.1e}"
+            f"{res['bound_fraction_conservative']:.2f}, unblocked "
+            f"{res['bound_fraction_unblocked']:.2f} / {res['bound_fraction_unblocked_2t']:.2f}"
+            f" at 1 / 2 threads) [{spec.tile.tag(npix)}], err {err:.1e}"
         )
         out_rows.append(res)
 
@@ -229,6 +251,8 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
             "speedup_vs_tflite_2t": t["tflite_2t"] / t["ours_2t"],
             "bound_fraction": (t["tflite_1t"] / t["ours_1t"]) / (md / mp),
             "bound_fraction_2t": (t["tflite_2t"] / t["ours_2t"]) / (md / mp),
+            "bound_fraction_unblocked": (t["tflite_1t"] / t["ours_unblocked_1t"]) / (md / mp),
+            "bound_fraction_unblocked_2t": (t["tflite_2t"] / t["ours_unblocked_2t"]) / (md / mp),
             "bound_fraction_conservative": (
                 min(t["tflite_1t"], t["tflite_dense_1t"]) / t["ours_1t"]
             )
@@ -239,10 +263,12 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
             f"{t['tflite_1t'] * 1e3:.2f} / {t['tflite_2t'] * 1e3:.2f} ms (1t / 2t): "
             f"x{totals[label]['speedup_vs_tflite_1t']:.2f} / x{totals[label]['speedup_vs_tflite_2t']:.2f}, "
             f"bound fraction {totals[label]['bound_fraction']:.2f} (conservative "
-            f"{totals[label]['bound_fraction_conservative']:.2f})"
+            f"{totals[label]['bound_fraction_conservative']:.2f}, unblocked "
+            f"{totals[label]['bound_fraction_unblocked']:.2f})"
         )
     fr = [r["bound_fraction"] for r in out_rows]
     fc = [r["bound_fraction_conservative"] for r in out_rows]
+    fu = [r["bound_fraction_unblocked"] for r in out_rows]
     return {
         "layers": out_rows,
         "totals": totals,
@@ -250,6 +276,8 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
         "bound_fraction_mean": float(np.mean(fr)),
         "bound_fraction_conservative_min": float(min(fc)),
         "bound_fraction_conservative_mean": float(np.mean(fc)),
+        "bound_fraction_unblocked_min": float(min(fu)),
+        "bound_fraction_unblocked_mean": float(np.mean(fu)),
         "pwb_bytes": int(sum(r["pwb_bytes"] for r in out_rows)),
         "csr_bytes": int(sum(r["csr_bytes"] for r in out_rows)),
     }

@@ -15,11 +15,21 @@ indirected through the index), addressed from one base pointer with constant off
 per pixel would spill registers beyond 8 pixels). Stride 2 first gathers the used input pixels
 into the workspace (in parallel), then runs the stride-1 code on it. ``acc``
 accumulator sets (blocks ``k``, ``k+1``, … go to different sets) hide the FMA latency when the
-tile is small (a fully connected layer at batch 1 is one pixel). Pixels are processed in blocks
-of ``pb`` (``pb`` = all pixels: each group's weights stay in L1 while all pixels stream through;
-smaller: the blocks' input rows stay in L2 across groups). OpenMP threads (libgomp keeps its
-pool between calls) split the (pixel block, group) pairs cyclically over the groups sorted by
-work.
+tile is small (a fully connected layer at batch 1 is one pixel; an image's narrow last tile gets
+extra sets of its own). The first set starts from the bias. ``pf`` > 0: each block also
+prefetches ``pf`` cache lines of the next tile's input rows (a group sweeps the whole image, and
+the rows' strided order defeats the hardware prefetchers). A tile's ``mr`` input rows lie
+``Cin`` floats apart: at Cin = 1024 or 2048 they all fall in one L1 set, so the candidates keep
+at most 8 rows per set (:func:`rows_per_set`).
+
+Work items are ``<name>_part(…, p0, p1, gi)``: pixels ``[p0, p1)`` of one filter group (what the
+TFLite delegate's pool calls); odd groups sweep their pixels backwards, so a sweep starts on the
+rows the previous group read last (still in L2 when the image is larger than L2). The kernel's own entry runs them over pixel blocks of ``pb``
+(``pb`` = all pixels: the delegate's order, each group's weights stay in L1 while all pixels
+stream through; smaller: every group of a block before the next, the block's input rows stay in
+L1/L2 across groups), OpenMP threads (libgomp keeps its pool between calls) taking the
+(pixel block, group) pairs in turn, groups sorted by work (dynamically: on a shared machine a
+thread the scheduler holds back leaves its items to the other).
 
 Names follow the 3×3 kernels' scheme::
 
@@ -39,6 +49,7 @@ __all__ = [
     "PointwiseTile",
     "PointwiseSpec",
     "candidate_tiles",
+    "rows_per_set",
     "default_tile",
     "pointwise_context",
     "render_pointwise",
@@ -53,9 +64,10 @@ class PointwiseTile:
     mr: int = 8  # output pixels per register tile
     acc: int = 1  # accumulator sets
     pb: int = 0  # pixels per block (0 = all pixels)
+    pf: int = 0  # cache lines of the next tile's input rows prefetched per block (0 = none)
 
     def tag(self, np_: int) -> str:
-        return f"m{self.mr}a{self.acc}b{self.pb or np_}"
+        return f"m{self.mr}a{self.acc}b{self.pb or np_}" + (f"p{self.pf}" if self.pf else "")
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ class PointwiseSpec:
         if self.group < VW or self.group % VW:
             raise ValueError(f"the filter group must be a multiple of {VW}, got {self.group}")
         t = self.tile
-        if t.mr < 1 or t.acc < 1 or t.pb < 0 or (t.pb and t.pb % t.mr):
+        if t.mr < 1 or t.acc < 1 or t.pb < 0 or (t.pb and t.pb % t.mr) or not 0 <= t.pf <= 4:
             raise ValueError(f"bad tile {t} (pb must be a multiple of mr)")
 
     @property
@@ -143,9 +155,18 @@ class PointwiseSpec:
             "stride": self.stride,
             "relu": self.relu,
             "group": self.group,
-            "tile": {"mr": self.tile.mr, "acc": self.tile.acc, "pb": self.tile.pb},
+            "tile": {
+                "mr": self.tile.mr,
+                "acc": self.tile.acc,
+                "pb": self.tile.pb,
+                "pf": self.tile.pf,
+            },
             "name": self.name,
         }
+
+
+# independent FMAs a tile needs in flight to keep the FMA pipes busy (2 pipes x 4 cycles)
+_LIVE_FMAS = 8
 
 
 def _max_mr(spec: PointwiseSpec) -> int:
@@ -156,24 +177,61 @@ def _max_mr(spec: PointwiseSpec) -> int:
     return max(1, (regs - nv - 2) // nv)
 
 
-def candidate_tiles(spec: PointwiseSpec, limit: int = 6) -> list[PointwiseTile]:
-    """Tilings worth timing for ``spec``, best guess first."""
+# L1 data cache geometry assumed for the row-aliasing rule (Zen 4/5 and recent Intel: 64 sets of
+# 64-byte lines, 12 ways); a tile whose rows crowd more than _MAX_ROWS_PER_SET into one set
+# evicts its own input before the next block reuses the line
+_L1_SETS, _LINE, _MAX_ROWS_PER_SET = 64, 64, 8
+# pixel blocks of the pixel-blocked order: input rows of about L1 / L2 size
+_BLOCK_BYTES = (32 << 10, 256 << 10)
+
+
+def rows_per_set(cin: int, mr: int) -> int:
+    """Most of a tile's ``mr`` input rows (``cin`` floats apart) that share one L1 set at a
+    given channel: all of them when a row is a multiple of 4 KiB (Cin 1024, 2048)."""
+    sets = [(i * cin * 4 // _LINE) % _L1_SETS for i in range(mr)]
+    return max(sets.count(x) for x in set(sets))
+
+
+def candidate_tiles(
+    spec: PointwiseSpec, limit: int = 6, pixel_blocks: bool = False
+) -> list[PointwiseTile]:
+    """Tilings worth timing for ``spec``, best guess first.
+
+    ``pixel_blocks=False``: only tiles whose main entry runs the TFLite delegate's loop order
+    (each work item is one filter group over all its pixels, ``pb = 0``), so the timing ranks
+    what the delegate will run; with ``True`` also pixel-blocked orders (every group of an
+    L1- or L2-sized block of pixels before the next block: the block's input is read from
+    memory once instead of once per group), which only the kernel's own entry point uses.
+    """
     np_ = spec.n_pixels
     if np_ == 1:
         return [PointwiseTile(1, a, 0) for a in (4, 2, 8, 1)][:limit]
     top = _max_mr(spec)
     nv = spec.group // spec.vw
-    if nv == 1:  # one vector per block: more pixels, or a second accumulator set per pixel
-        shapes = [(12, 1), (8, 2), (16, 1), (8, 1)]
+    if nv == 1:  # one vector per block: 12-24 pixels, or 6-8 with a second accumulator set
+        shapes = [(12, 1), (8, 2), (16, 1), (24, 1), (14, 1), (7, 2), (6, 2)]
     else:
         shapes = [(8, 1), (6, 1), (4, 2), (4, 1)]
-    shapes = [(m, a) for m, a in shapes if m * a <= top and m <= np_]
+    shapes = [
+        (m, a)
+        for m, a in shapes
+        if m * a <= top and m <= np_ and rows_per_set(spec.cin, m) <= _MAX_ROWS_PER_SET
+    ]
     shapes = shapes or [(min(top, np_), 1)]
-    # pixel tile outermost (pb = mr): the tile's input rows stay in L1 while every group's
-    # weights stream from L2 (XNNPACK's order); then group outermost (pb = all pixels): a
-    # group's weights stay in L1 while the pixels stream (better when the weights exceed L2)
-    out = [PointwiseTile(m, a, m if m < np_ else 0) for m, a in shapes]
-    out += [PointwiseTile(m, a, 0) for m, a in shapes[:2]]
+    out = [PointwiseTile(m, a, 0) for m, a in shapes[:3]]
+    if nv == 1 and spec.cin <= 256 and shapes[0][0] < np_:
+        # small rows: each group sweeps the image from L2/L3; prefetching the next tile's
+        # rows pays there (measured: 5-10% on ResNet-50's 56x56 layers, a loss at Cin 512)
+        out.insert(1, PointwiseTile(shapes[0][0], shapes[0][1], 0, 2))
+    if pixel_blocks:
+        blocked = []
+        for m, a in shapes[:3]:
+            for size in _BLOCK_BYTES:
+                pb = m * max(1, round(size / (4 * spec.cin * m)))
+                if pb < np_:
+                    blocked.append(PointwiseTile(m, a, pb))
+        out = blocked + out
+    out += [PointwiseTile(m, a, 0) for m, a in shapes[3:]]
     seen, uniq = set(), []
     for t in out:
         if t not in seen:
@@ -197,8 +255,17 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
     mr_tail = np_ % mr
     tiles = []
     for cols in sorted({spec.group, last_cols}, reverse=True):
+        nv = -(-cols // spec.vw)
         for m in [mr] + ([mr_tail] if mr_tail else []):
-            tiles.append({"mr": m, "cols": cols, "nv": -(-cols // spec.vw)})
+            acc = t.acc
+            if m != mr and m * nv * acc < _LIVE_FMAS:
+                # a narrow tail tile (e.g. the 49th pixel of a 7x7 image) gets more sets: one
+                # chain of dependent FMAs would take the time of several full tiles
+                acc = min(_LIVE_FMAS, -(-_LIVE_FMAS // (m * nv)))
+            # only a full tile in a sweep over the pixels has a next tile to prefetch
+            tiles.append(
+                {"mr": m, "cols": cols, "nv": nv, "acc": acc, "pf": t.pf if m == mr else 0}
+            )
     v16 = spec.vw == 16
     return {
         "name": spec.name,
@@ -224,6 +291,7 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
         "mr": mr,
         "mr_tail": mr_tail,
         "acc": t.acc,
+        "pf": t.pf,
         "pb": pb,
         "np": np_,
         "n_pb": -(-np_ // pb),

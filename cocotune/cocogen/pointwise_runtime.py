@@ -191,10 +191,16 @@ def build_pointwise(
     )
 
 
+_TIE = 1.03
+
+
 @dataclass
 class PointwiseTuneResult:
     best: PointwiseSpec
     times: dict[str, float]  # kernel name -> seconds per call
+    # the fastest candidate in the TFLite delegate's loop order (pixel block = all pixels):
+    # ``best`` itself unless pixel-blocked orders were timed too
+    best_unblocked: PointwiseSpec | None = None
 
 
 def tune_pointwise(
@@ -204,10 +210,17 @@ def tune_pointwise(
     rounds: int = 5,
     limit: int = 6,
     native: bool = True,
+    pixel_blocks: bool = False,
 ) -> list[PointwiseTuneResult]:
     """For each ``(spec, layer)``, time up to ``limit`` tilings (one library, one compiler run,
-    interleaved min-of-rounds timing) and keep the fastest."""
-    cands = [[spec.with_tile(t) for t in candidate_tiles(spec, limit)] for spec, _ in items]
+    interleaved min-of-rounds timing) and keep the fastest.
+
+    ``pixel_blocks``: also time pixel-blocked loop orders (see
+    :func:`~cocotune.cocogen.emit_pointwise.candidate_tiles`); only the kernel's own entry
+    point runs them, so a kernel for the delegate is tuned without."""
+    cands = [
+        [spec.with_tile(t) for t in candidate_tiles(spec, limit, pixel_blocks)] for spec, _ in items
+    ]
     lib = build_pointwise(
         [s for group in cands for s in group], work_dir, "libcocogen_pointwise_tune.so", native
     )
@@ -220,6 +233,15 @@ def tune_pointwise(
         outs = [np.empty(k.out_shape, np.float32) for k in ks]
         fns = [(lambda k=k, o=o: k(x, nthreads, o)) for k, o in zip(ks, outs)]
         times = time_interleaved(fns, rounds=rounds)
-        i = int(np.argmin(times))
-        results.append(PointwiseTuneResult(group[i], {s.name: t for s, t in zip(group, times)}))
+        # the first candidate within 3% of the fastest (as autotune.tune): candidates come
+        # best guess first, and on a shared machine 3% is noise
+        i = next(j for j, t in enumerate(times) if t <= _TIE * min(times))
+        unblocked = [j for j, s in enumerate(group) if s.tile.pb == 0]
+        j = i
+        if unblocked:
+            fastest = min(times[j] for j in unblocked)
+            j = next(j for j in unblocked if times[j] <= _TIE * fastest)
+        results.append(
+            PointwiseTuneResult(group[i], {s.name: t for s, t in zip(group, times)}, group[j])
+        )
     return results

@@ -20,6 +20,8 @@ LAYER_KEYS = {
     "csr_bytes",
     "max_rel_error_vs_tflite",
     "bound_fraction_conservative",
+    "bound_fraction_unblocked",
+    "bound_fraction_unblocked_2t",
 }
 
 
@@ -52,4 +54,6 @@ def test_quick_pointwise_benchmark(tmp_path):
         assert 0.2 < r["kept_fraction"] < 0.35
         assert r["pwb_bytes"] < r["csr_bytes"]
         assert {"ours_1t", "ours_2t", "tflite_1t", "tflite_2t"} <= set(r["seconds"])
+        assert {"ours_unblocked_1t", "ours_unblocked_2t"} <= set(r["seconds"])
+        assert "_m" in r["kernel_unblocked"]
     assert {"conv1x1", "conv1x1_and_fc"} == set(data["totals"])

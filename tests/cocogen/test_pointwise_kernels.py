@@ -11,9 +11,20 @@ import numpy as np
 import pytest
 
 from cocotune.cocogen.build import isa_tag
-from cocotune.cocogen.emit_pointwise import PointwiseSpec, candidate_tiles, render_pointwise
+from cocotune.cocogen.emit_pointwise import (
+    PointwiseSpec,
+    PointwiseTile,
+    candidate_tiles,
+    render_pointwise,
+    rows_per_set,
+)
 from cocotune.cocogen.pointwise import project_pointwise
-from cocotune.cocogen.pointwise_runtime import build_pointwise, pointwise_data, spec_for
+from cocotune.cocogen.pointwise_runtime import (
+    build_pointwise,
+    pointwise_data,
+    spec_for,
+    tune_pointwise,
+)
 from cocotune.cocogen.pointwise_storage import encode_pointwise
 
 from .reference_pointwise import conv1x1, dense
@@ -50,7 +61,10 @@ def _variants():
             x = rng.standard_normal((h, w, c)).astype(np.float32)
             ref = conv1x1(x, pruned, bias, s, relu)
         base = spec_for(layer, h, w, s, relu, fc, index=i)
-        for t in candidate_tiles(base, limit=8):
+        tiles = candidate_tiles(base, limit=16, pixel_blocks=True)
+        if base.n_pixels > 8:  # these images are smaller than the candidates' pixel blocks
+            tiles.append(PointwiseTile(4, 2, 8))
+        for t in tiles:
             out.append(
                 (
                     f"{name}-{base.with_tile(t).tile.tag(base.n_pixels)}",
@@ -87,6 +101,26 @@ def test_every_case_has_several_tilings():
     names = {v[0].split("-")[0] for v in VARIANTS}
     assert names == set(CASES)
     assert sum(v[0].startswith("odd_s1-") for v in VARIANTS) >= 3
+    tiles = [v[1].tile for v in VARIANTS]
+    # the tested tilings include pixel-blocked orders, prefetching and tail tiles
+    assert any(t.pb for t in tiles) and any(t.pf for t in tiles)
+    assert any(v[1].n_pixels % v[1].tile.mr for v in VARIANTS)
+
+
+def test_candidates_keep_rows_apart_in_l1_and_the_delegate_order_by_default():
+    assert rows_per_set(1024, 8) == 8  # 4 KiB rows: every row in the same set
+    assert rows_per_set(512, 16) == 8  # 2 KiB rows: two sets
+    assert rows_per_set(64, 16) == 1
+    for cin in (64, 256, 512, 1024, 2048):
+        spec = PointwiseSpec(cin, 256, 14, 14, isa="avx512")
+        plain = candidate_tiles(spec, 16)
+        assert plain and all(t.pb == 0 for t in plain)
+        blocked = candidate_tiles(spec, 16, pixel_blocks=True)
+        assert set(plain) <= set(blocked) and any(t.pb for t in blocked)
+        for t in blocked:
+            assert rows_per_set(cin, t.mr) <= 8 and t.pb % t.mr == 0
+    with pytest.raises(ValueError, match="bad tile"):
+        PointwiseSpec(8, 16, 4, 4, tile=PointwiseTile(4, 1, 0, 9))
 
 
 def test_kernel_rejects_bad_arrays(library):
@@ -124,3 +158,20 @@ def test_portable_build_matches_reference(tmp_path):
     for s, (layer, x, ref) in zip(specs, cases):
         got = lib.kernel(s, pointwise_data(s, layer))(x, 2)
         assert float(np.abs(got - ref).max()) / max(float(np.abs(ref).max()), 1.0) < 1e-5
+
+
+def test_tune_ranks_the_delegate_order_apart(tmp_path):
+    """With pixel-blocked orders timed too, the result still names the fastest tiling in the
+    delegate's (unblocked) order; by default only that order is timed."""
+    rng = np.random.default_rng(5)
+    k = project_pointwise(rng.standard_normal((1, 1, 64, 32)).astype(np.float32), 3.6).kernel
+    layer = encode_pointwise(k, np.zeros(32, np.float32))
+    spec = spec_for(layer, 24, 24)
+    (res,) = tune_pointwise([(spec, layer)], tmp_path / "a", rounds=1, limit=12, pixel_blocks=True)
+    assert set(res.times) == {
+        spec.with_tile(t).name for t in candidate_tiles(spec, 12, pixel_blocks=True)
+    }
+    assert any(spec.with_tile(t).tile.pb for t in candidate_tiles(spec, 12, pixel_blocks=True))
+    assert res.best.name in res.times and res.best_unblocked.tile.pb == 0
+    (plain,) = tune_pointwise([(spec, layer)], tmp_path / "b", rounds=1, limit=4)
+    assert len(plain.times) == 4 and plain.best.tile.pb == 0
