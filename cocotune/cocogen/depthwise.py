@@ -23,7 +23,14 @@ import numpy as np
 
 from cocotune.cocogen.patterns import candidate_patterns
 
-__all__ = ["GROUP", "DepthwiseProjection", "project_depthwise", "group_patterns", "n_groups"]
+__all__ = [
+    "GROUP",
+    "DepthwiseProjection",
+    "project_depthwise",
+    "group_patterns",
+    "n_groups",
+    "depthwise_layers",
+]
 
 GROUP = 16
 
@@ -49,6 +56,7 @@ class DepthwiseProjection:
     kernel: np.ndarray  # same shape as the input kernel, the projection
     patterns: tuple[tuple[int, ...], ...]  # per channel group, sorted tap numbers
     kept_energy: float  # share of the squared L2 norm kept
+    mask: np.ndarray  # same shape as kernel, True on each group's pattern taps
 
 
 def project_depthwise(kernel: np.ndarray, group: int = GROUP) -> DepthwiseProjection:
@@ -70,13 +78,14 @@ def project_depthwise(kernel: np.ndarray, group: int = GROUP) -> DepthwiseProjec
     proj = np.where(keep, taps, 0.0)
     total = float(energy.sum())
     k = np.asarray(kernel)
-    out = proj.T.reshape(3, 3, c)
+    out, mask = proj.T.reshape(3, 3, c), keep.T.reshape(3, 3, c)
     if k.ndim == 4:
-        out = out[..., None]
+        out, mask = out[..., None], mask[..., None]
     return DepthwiseProjection(
         kernel=out.astype(k.dtype),
         patterns=tuple(pats),
         kept_energy=float((proj**2).sum() / total) if total > 0 else 1.0,
+        mask=mask,
     )
 
 
@@ -97,3 +106,27 @@ def group_patterns(kernel: np.ndarray, group: int = GROUP) -> tuple[tuple[int, .
             p.add(t)
         pats.append(tuple(sorted(p)))
     return tuple(pats)
+
+
+def depthwise_layers(model) -> list:
+    """The DepthwiseConv2D layers ``cocogen prune --depthwise`` prunes: 3×3, depth multiplier
+    1, equal strides 1 or 2, no dilation, channels_last (what the generated kernels compute)."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ != "DepthwiseConv2D":
+            continue
+        if not isinstance(layer, keras.layers.DepthwiseConv2D):
+            continue
+        st = tuple(layer.strides)
+        if (
+            tuple(layer.kernel_size) == (3, 3)
+            and layer.depth_multiplier == 1
+            and st[0] == st[1]
+            and st[0] in (1, 2)
+            and tuple(layer.dilation_rate) == (1, 1)
+            and layer.data_format == "channels_last"
+        ):
+            out.append(layer)
+    return out

@@ -200,6 +200,7 @@ def depthwise_context(spec: DepthwiseSpec) -> dict:
         "xb": spec.tile.xb,
         "order": spec.tile.order,
         "cs": min(spec.tile.cs, ng),
+        "n_items": spec.ho * min(spec.tile.cs, ng),
     }
 
 
