@@ -14,7 +14,10 @@ ReLU6 fused (MobileNetV2's BatchNorm + ReLU6 after each depthwise convolution fo
 Contenders, all on the same input and the same pruned weights, float32:
 
 - ours: the generated kernel (``codegen_templates/c/dwconv3x3_nhwc.c.j2``), NHWC in and out,
-  tiling autotuned at 1 thread among 6;
+  tiling autotuned at 1 thread among 6, called through ctypes (1 thread);
+- ours_delegate: the same layer's one-op ``.tflite`` in the stock interpreter with the
+  delegate of a ``cocogen compile`` build of these layers (its own autotuning), 1 and 2 threads
+  (the delegate's thread pool): what a user runs; the 2-thread speedups use it;
 - tflite: the pruned layer as a one-op model (Keras DepthwiseConv2D, ReLU6 fused by the
   converter) run by ``tf.lite.Interpreter(num_threads=n)``: its default XNNPACK path, which
   multiplies the zeros;
@@ -26,7 +29,11 @@ rounds). ``bound_fraction = (tflite_1t / ours_1t) / (dense_MACs / pruned_MACs)``
 9/4 = 2.25). The share of MobileNetV2's time in its depthwise layers is Σ count × the one-op
 model's time over the whole ``.tflite`` model's time (stock interpreter, same thread count,
 timed interleaved with the layers' models in the same run); ``projected_whole_model_speedup``
-applies Amdahl's law with the measured per-layer times. Writes ``cocogen_depthwise.json``.
+applies Amdahl's law with the measured per-layer times. Then the real thing: MobileNetV2
+(random weights and BatchNorm statistics) with every depthwise layer projected, through
+``cocogen compile`` and its delegate in the stock interpreter vs the same ``model.tflite``
+without it, 1 and 2 threads, outputs compared (``mobilenetv2_delegate``). Writes
+``cocogen_depthwise.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # as benchmarks/cocogen.py: short OpenMP spinning on a 2-core machine shared with others
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
+from cocotune.cocogen import delegate as dg  # noqa: E402
 from cocotune.cocogen.autotune import time_interleaved  # noqa: E402
 from cocotune.cocogen.bench import TFLiteRunner, tflite_bytes, write_json  # noqa: E402
 from cocotune.cocogen.build import isa_tag  # noqa: E402
@@ -104,6 +112,31 @@ def reference(x: np.ndarray, k: np.ndarray, b: np.ndarray, stride: int) -> np.nd
     return np.clip(out, 0, 6)
 
 
+def delegate_build(rows: list[dict], work: Path) -> Path:
+    """One ``cocogen compile`` build holding every layer's kernel: a Keras model with one
+    branch (input → DepthwiseConv2D) per layer; each layer's one-op ``.tflite`` then runs with
+    this build's delegate, which claims its node by shape and support."""
+    import keras
+
+    from cocotune.cocogen.pipeline import compile_model
+
+    ins, outs, layers = [], [], []
+    for i, r in enumerate(rows):
+        inp = keras.Input((r["h"], r["w"], r["c"]), batch_size=1, name=f"in{i}")
+        layer = keras.layers.DepthwiseConv2D(
+            3, strides=r["stride"], padding="same", activation="relu6", name=f"dw{i}"
+        )
+        ins.append(inp)
+        outs.append(layer(inp))
+        layers.append(layer)
+    m = keras.Model(ins, outs)
+    for layer, r in zip(layers, rows):
+        layer.set_weights([r["p"].kernel, r["b"]])
+    m.save(work / "layers.keras")
+    compile_model(work / "layers.keras", work / "build", tune=True, log=lambda *a: None)
+    return work / "build"
+
+
 def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
@@ -121,6 +154,7 @@ def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
     )
     log(f"autotuned {len(rows)} layers in {time.perf_counter() - t:.1f} s")
     lib = build_depthwise([tr.best for tr in tuned], work / "best", "libdw_best.so")
+    build = delegate_build(rows, work)
     out_rows = []
     for r, tr in zip(rows, tuned):
         spec, pk, b = tr.best, r["p"].kernel, r["b"]
@@ -130,12 +164,21 @@ def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
         out = np.empty(ours.out_shape, np.float32)
         content = tflite_bytes(one_op_model(r["h"], r["w"], r["c"], r["stride"], pk, b))
         content_dense = tflite_bytes(one_op_model(r["h"], r["w"], r["c"], r["stride"], r["k"], b))
+        dels = [dg.load(build), dg.load(build)]
         runners = {
+            "ours_delegate_1t": TFLiteRunner(None, 1, content, [dels[0]]),
+            "ours_delegate_2t": TFLiteRunner(None, 2, content, [dels[1]]),
             "tflite_1t": TFLiteRunner(None, 1, content),
             "tflite_2t": TFLiteRunner(None, 2, content),
             "tflite_dense_1t": TFLiteRunner(None, 1, content_dense),
         }
         ref_tfl = runners["tflite_1t"](x4)[0]
+        err_del = float(
+            np.abs(runners["ours_delegate_2t"](x4)[0] - ref_tfl).max() / np.abs(ref_tfl).max()
+        )
+        claimed = [dg.stats(build, d)["claimed"] for d in dels]
+        if claimed != [1, 1]:
+            raise SystemExit(f"{r['name']}: the delegate claimed {claimed} nodes, not 1")
         got = ours(x, 1, out).copy()
         ref64 = reference(x, pk, b, r["stride"])
         scale = max(float(np.abs(ref64).max()), 1e-30)
@@ -145,7 +188,6 @@ def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
             rn.set(x4)
         fns = {
             "ours_1t": ours.bound(x, out, 1),
-            "ours_2t": ours.bound(x, out, 2),
             **{n: rn.invoke for n, rn in runners.items()},
         }
         times = dict(zip(fns, time_interleaved(list(fns.values()), rounds=rounds)))
@@ -165,13 +207,16 @@ def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
             "macs_dense": spec.macs_dense,
             "macs_pruned": spec.macs_pruned,
             "mac_reduction": bound,
+            "max_rel_error_delegate_vs_tflite": err_del,
             "speedup_vs_tflite_1t": times["tflite_1t"] / times["ours_1t"],
-            "speedup_vs_tflite_2t": times["tflite_2t"] / times["ours_2t"],
+            "speedup_delegate_vs_tflite_1t": times["tflite_1t"] / times["ours_delegate_1t"],
+            "speedup_vs_tflite_2t": times["tflite_2t"] / times["ours_delegate_2t"],
             "speedup_vs_tflite_dense_1t": times["tflite_dense_1t"] / times["ours_1t"],
-            "ours_2t_over_1t": times["ours_1t"] / times["ours_2t"],
+            "ours_delegate_2t_over_1t": times["ours_delegate_1t"] / times["ours_delegate_2t"],
             "tflite_2t_over_1t": times["tflite_1t"] / times["tflite_2t"],
         }
         res["bound_fraction"] = res["speedup_vs_tflite_1t"] / bound
+        res["bound_fraction_delegate_1t"] = res["speedup_delegate_vs_tflite_1t"] / bound
         res["bound_fraction_2t"] = res["speedup_vs_tflite_2t"] / bound
         # GB/s of the compulsory traffic (input read + output written once) at our 1t time
         traffic = 4 * (r["h"] * r["w"] * r["c"] + spec.ho * spec.wo * spec.c)
@@ -180,7 +225,9 @@ def bench_layers(quick: bool, rounds: int, log, work: Path) -> list[dict]:
         log(
             f"{r['name']:>16} [{spec.tile.tag}]: "
             + ", ".join(f"{n} {v * 1e6:.1f}" for n, v in times.items())
-            + f" us; x{res['speedup_vs_tflite_1t']:.2f} (1t) x{res['speedup_vs_tflite_2t']:.2f} (2t)"
+            + f" us; x{res['speedup_vs_tflite_1t']:.2f} (1t kernel)"
+            f" x{res['speedup_delegate_vs_tflite_1t']:.2f} (1t delegate)"
+            f" x{res['speedup_vs_tflite_2t']:.2f} (2t delegate)"
             f" bound {res['bound_fraction']:.2f}; err {err_tfl:.1e} vs tflite, {err_ref:.1e} vs f64"
         )
         out_rows.append(res)
@@ -224,7 +271,7 @@ def bench_model(layers: list[dict], rounds: int, log) -> dict:
             names.append(r["name"])
         times = dict(zip(names, time_interleaved(fns, rounds=rounds)))
         dw = sum(r["count"] * times[r["name"]] for r in layers)
-        ours = sum(r["count"] * r["seconds"][f"ours_{t}t"] for r in layers)
+        ours = sum(r["count"] * r["seconds"][f"ours_delegate_{t}t"] for r in layers)
         tfl = sum(r["count"] * r["seconds"][f"tflite_{t}t"] for r in layers)
         frac = dw / times["whole"]
         # Amdahl: the depthwise share sped up by the per-layer ratio measured above
@@ -243,6 +290,88 @@ def bench_model(layers: list[dict], rounds: int, log) -> dict:
             f"x{projected:.3f} projected"
         )
     return out
+
+
+def bench_delegate(rounds: int, log, work: Path) -> dict:
+    """Whole MobileNetV2 (random weights and BatchNorm statistics, logits, batch 1, 224×224)
+    with every depthwise layer projected, through ``cocogen compile`` and its delegate in the
+    stock interpreter vs the same ``model.tflite`` without it, 1 and 2 threads; ``ours_2t_dw1t``:
+    the delegate's kernels on one thread while the interpreter (XNNPACK) uses 2."""
+    import keras
+
+    from cocotune.cocogen import delegate as dg
+    from cocotune.cocogen.pipeline import compile_model
+
+    m = keras.applications.MobileNetV2(
+        weights=None, input_shape=(224, 224, 3), classifier_activation=None
+    )
+    rng = np.random.default_rng(3)
+    for layer in m.layers:
+        t = type(layer).__name__
+        if t == "DepthwiseConv2D":
+            w = layer.get_weights()
+            w[0] = project_depthwise(w[0]).kernel
+            layer.set_weights(w)
+        elif t == "BatchNormalization":
+            n = layer.get_weights()[0].shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, n),
+                    rng.normal(0, 0.1, n),
+                    rng.normal(0, 0.1, n),
+                    rng.uniform(0.5, 1.5, n),
+                ]
+            )
+    m.save(work / "mobilenetv2.keras")
+    t0 = time.perf_counter()
+    rep = compile_model(work / "mobilenetv2.keras", work / "build", tune=True, log=lambda *a: None)
+    compile_s = time.perf_counter() - t0
+    build = work / "build"
+    content = (build / dg.TFLITE_FILE).read_bytes()
+    x = np.random.default_rng(4).standard_normal((1, 224, 224, 3)).astype(np.float32)
+    dels = {
+        "ours_1t": dg.load(build),
+        "ours_2t": dg.load(build),
+        "ours_2t_dw1t": dg.load(build, num_threads=1),
+    }
+    runners = {
+        "ours_1t": TFLiteRunner(None, 1, content, [dels["ours_1t"]]),
+        "tflite_1t": TFLiteRunner(None, 1, content),
+        "ours_2t": TFLiteRunner(None, 2, content, [dels["ours_2t"]]),
+        "tflite_2t": TFLiteRunner(None, 2, content),
+        "ours_2t_dw1t": TFLiteRunner(None, 2, content, [dels["ours_2t_dw1t"]]),
+    }
+    outs = {k: r(x) for k, r in runners.items()}
+    ref = outs["tflite_1t"]
+    scale = float(np.abs(ref).max())
+    errs = {k: float(np.abs(v - ref).max() / scale) for k, v in outs.items()}
+    st = dg.stats(build, dels["ours_1t"])
+    for r in runners.values():
+        r.set(x)
+    times = dict(zip(runners, time_interleaved([r.invoke for r in runners.values()], rounds)))
+    n_dw = sum(1 for r in rep["layers"] if r.get("kind") == "depthwise")
+    res = {
+        "compiled_depthwise_layers": n_dw,
+        "claimed_nodes": st["claimed"],
+        "refused_nodes": st["refused"],
+        "compile_seconds": compile_s,
+        "seconds": times,
+        "max_rel_err_vs_tflite": errs,
+        "output_abs_max": scale,
+        "delegate_speedup_1t": times["tflite_1t"] / times["ours_1t"],
+        "delegate_speedup_2t": times["tflite_2t"] / times["ours_2t"],
+        "delegate_speedup_2t_dw1t": times["tflite_2t"] / times["ours_2t_dw1t"],
+        "note": "each claimed node is its own partition, so XNNPACK runs the rest of the "
+        "network as 18 subgraphs instead of one",
+    }
+    log(
+        f"MobileNetV2 through the delegate ({st['claimed']} depthwise nodes claimed): "
+        + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in times.items())
+        + f" ms; x{res['delegate_speedup_1t']:.3f} (1t) x{res['delegate_speedup_2t']:.3f} (2t) "
+        f"x{res['delegate_speedup_2t_dw1t']:.3f} (2t, our kernels 1t); max rel err "
+        f"{max(errs.values()):.1e}"
+    )
+    return res
 
 
 def _loadavg():
@@ -290,6 +419,7 @@ def main(argv=None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     res["layers"] = layers
     sp1 = [r["speedup_vs_tflite_1t"] for r in layers]
+    sp1d = [r["speedup_delegate_vs_tflite_1t"] for r in layers]
     sp2 = [r["speedup_vs_tflite_2t"] for r in layers]
     tot = {
         key: float(sum(r["count"] * r["seconds"][key] for r in layers))
@@ -298,7 +428,8 @@ def main(argv=None) -> int:
     res["mobilenetv2_depthwise_total"] = {
         "seconds": tot,
         "speedup_vs_tflite_1t": tot["tflite_1t"] / tot["ours_1t"],
-        "speedup_vs_tflite_2t": tot["tflite_2t"] / tot["ours_2t"],
+        "speedup_delegate_vs_tflite_1t": tot["tflite_1t"] / tot["ours_delegate_1t"],
+        "speedup_vs_tflite_2t": tot["tflite_2t"] / tot["ours_delegate_2t"],
         "bound_fraction": tot["tflite_1t"] / tot["ours_1t"] / 2.25,
     }
     res["summary"] = {
@@ -306,18 +437,29 @@ def main(argv=None) -> int:
         "speedup_1t_median": float(np.median(sp1)),
         "speedup_2t_min": min(sp2),
         "speedup_2t_median": float(np.median(sp2)),
+        "speedup_delegate_1t_min": min(sp1d),
+        "speedup_delegate_1t_median": float(np.median(sp1d)),
         "layers_at_least_1_3x_1t": sum(s >= 1.3 for s in sp1),
+        "layers_at_least_1_3x_delegate_1t": sum(s >= 1.3 for s in sp1d),
         "layers_at_least_1_3x_2t": sum(s >= 1.3 for s in sp2),
         "layers": len(layers),
         "bound_fraction_min": min(r["bound_fraction"] for r in layers),
     }
     log(
         f"depthwise total (count-weighted): x{res['mobilenetv2_depthwise_total']['speedup_vs_tflite_1t']:.2f}"
-        f" (1t) x{res['mobilenetv2_depthwise_total']['speedup_vs_tflite_2t']:.2f} (2t); per layer 1t "
-        f"min x{min(sp1):.2f} median x{np.median(sp1):.2f}, 2t min x{min(sp2):.2f}"
+        f" (1t kernel) x{res['mobilenetv2_depthwise_total']['speedup_delegate_vs_tflite_1t']:.2f}"
+        f" (1t delegate) x{res['mobilenetv2_depthwise_total']['speedup_vs_tflite_2t']:.2f}"
+        f" (2t delegate); per layer 1t kernel min x{min(sp1):.2f} median x{np.median(sp1):.2f},"
+        f" 1t delegate min x{min(sp1d):.2f} median x{np.median(sp1d):.2f},"
+        f" 2t delegate min x{min(sp2):.2f} median x{np.median(sp2):.2f}"
     )
     if not args.no_model and not args.quick:
         res["mobilenetv2"] = bench_model(layers, rounds, log)
+        work = Path(tempfile.mkdtemp(prefix="cocogen_depthwise_mnv2_"))
+        try:
+            res["mobilenetv2_delegate"] = bench_delegate(rounds, log, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = time.time() - t0
     res["machine"]["loadavg_after"] = _loadavg()
     p = write_json(res, Path(args.out) / "cocogen_depthwise.json")
