@@ -228,7 +228,6 @@ def cmd_prune(args) -> int:
         data=args.data,
         first_layer=args.first_layer,
         pointwise_rate=args.pointwise,
-        depthwise=args.depthwise,
         interpretation="connectivity rate r keeps round(n/r) of each layer's n kernels",
     )
     (out / "pruning.json").write_text(json.dumps(info, indent=2) + "\n")

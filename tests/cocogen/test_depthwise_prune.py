@@ -11,7 +11,8 @@ from cocotune.cocogen import delegate as dg
 from cocotune.cocogen.admm import ADMMConfig, admm_prune
 from cocotune.cocogen.depthwise import group_patterns
 
-from .test_delegate import _compile, _inputs, _interp, _run
+from .test_commands import run
+from .test_delegate import _inputs, _interp, _run
 
 pytestmark = pytest.mark.slow
 
@@ -35,21 +36,33 @@ def _mobile(seed=0):
     return keras.Model(inp, L.Dense(10, name="logits")(x))
 
 
-def test_prune_compile_delegate_chain(digits, tmp_path):
-    xtr, ytr, xte, yte = digits
-    m = _mobile()
-    cfg = ADMMConfig(patterns=4, connectivity=2.0, admm_epochs=2, retrain_epochs=1, depthwise=True)
-    rep = admm_prune(m, (xtr[:400], ytr[:400], xte[:200], yte[:200]), cfg, log=lambda *a: None)
-    assert rep.layers == ["c3"] and set(rep.depthwise_kept) == {"dw1", "dw2"}
+def test_prune_compile_delegate_chain(tmp_path, capsys):
+    """The CLI: ``prune --depthwise`` on digits, ``compile``, then the delegate."""
+    import keras
+
+    _mobile().save(tmp_path / "dense.keras")
+    pruned = tmp_path / "pruned"
+    argv = ["cocogen", "prune", str(tmp_path / "dense.keras"), "--data", "digits", "--depthwise"]
+    argv += ["--patterns", "4", "--admm-epochs", "2", "--retrain-epochs", "1", "-o", str(pruned)]
+    assert run(argv) == 0
+    assert "depthwise 3x3 layers: 2 pruned" in capsys.readouterr().out
+    info = json.loads((pruned / "pruning.json").read_text())
+    assert set(info["depthwise"]) == {"dw1", "dw2"}
+    assert all(v["rate"] >= 2.25 for v in info["depthwise"].values())
+    m = keras.models.load_model(pruned / "model.keras")
+    masks = np.load(pruned / "masks.npz")
     for n in ("dw1", "dw2"):
         k = np.asarray(m.get_layer(n).kernel)
         pats = group_patterns(k)
         assert pats is not None and len(pats) == 2  # 16 + 8 channels
-        assert np.all(k[~rep.masks[n]] == 0)  # retraining kept the zeros
+        assert np.all(k[~masks[n]] == 0)  # retraining kept the zeros
         assert np.count_nonzero(k) <= 4 * 24
-        assert rep.to_json()["depthwise"][n]["rate"] >= 2.25
-    m.save(tmp_path / "pruned.keras")
-    build = _compile(tmp_path / "pruned.keras", tmp_path / "build")
+    build = tmp_path / "build"
+    assert (
+        run(["cocogen", "compile", str(pruned / "model.keras"), "-o", str(build), "--no-tune"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("over groups of 16 channels, 4 of 9 taps; delegate only") == 2
     rows = {r["name"]: r for r in json.loads((build / "build.json").read_text())["layers"]}
     assert rows["dw1"]["kind"] == rows["dw2"]["kind"] == "depthwise"
     assert rows["dw1"]["spec"]["act"] == "relu6"
@@ -60,3 +73,26 @@ def test_prune_compile_delegate_chain(digits, tmp_path):
     np.testing.assert_allclose(_run(it, x), _run(ref, x), rtol=1e-5, atol=1e-5)
     s = dg.stats(build, d)
     assert s["layers"]["dw1"] == 1 and s["layers"]["dw2"] == 1 and s["layers"]["c3"] == 1
+
+
+def test_admm_report_lists_depthwise(digits):
+    m = _mobile(1)
+    cfg = ADMMConfig(patterns=4, connectivity=2.0, admm_epochs=1, retrain_epochs=1, depthwise=True)
+    rep = admm_prune(
+        m,
+        (digits[0][:200], digits[1][:200], digits[2][:100], digits[3][:100]),
+        cfg,
+        log=lambda *a: None,
+    )
+    assert rep.layers == ["c3"] and set(rep.depthwise_kept) == {"dw1", "dw2"}
+    assert set(rep.masks) == {"c3", "dw1", "dw2"}
+    for n in ("dw1", "dw2"):
+        assert rep.to_json()["depthwise"][n]["rate"] >= 2.25
+    off = admm_prune(
+        _mobile(1),
+        (digits[0][:200], digits[1][:200], digits[2][:100], digits[3][:100]),
+        ADMMConfig(patterns=4, admm_epochs=1, retrain_epochs=0),
+        log=lambda *a: None,
+    )
+    assert off.depthwise_kept == {}
+    assert group_patterns(np.asarray(_mobile(1).get_layer("dw1").kernel)) is None  # dense
