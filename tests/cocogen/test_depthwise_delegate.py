@@ -26,9 +26,10 @@ pytestmark = pytest.mark.slow
 PRUNED = ("dw1", "dw2s2", "dw3", "dw4")
 
 
-def _model(seed=0, pattern_seed=None):
+def _model(seed=0, pattern_seed=None, acts=False):
     """The network of the module docstring; ``pattern_seed``: dw1 gets the projection of other
-    random weights (same shapes, another support)."""
+    random weights (same shapes, another support); ``acts``: other activations around the same
+    weights (no ReLU6 after bn1, a ReLU6 after dw4)."""
     import keras
     from keras import layers as L
 
@@ -39,7 +40,8 @@ def _model(seed=0, pattern_seed=None):
     x = L.Conv2D(40, 3, padding="same", name="c3")(inp)
     x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw1")(x)
     x = L.BatchNormalization(name="bn1")(x)
-    x = L.ReLU(6.0, name="r1")(x)
+    if not acts:
+        x = L.ReLU(6.0, name="r1")(x)
     x = L.ZeroPadding2D(((0, 1), (0, 1)), name="pad2")(x)
     x = L.DepthwiseConv2D(3, strides=2, padding="valid", use_bias=False, name="dw2s2")(x)
     x = L.BatchNormalization(name="bn2")(x)
@@ -47,6 +49,8 @@ def _model(seed=0, pattern_seed=None):
     x = L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw3")(x)
     x = L.DepthwiseConv2D(3, padding="same", name="dw_dense")(x)
     x = L.DepthwiseConv2D(3, padding="same", name="dw4")(x)
+    if acts:
+        x = L.ReLU(6.0, name="r4")(x)
     g = L.GlobalAveragePooling2D(name="gap")(x)
     m = keras.Model(inp, L.Dense(10, name="logits")(g))
     _randomise_bn(m, seed + 1)
@@ -153,6 +157,22 @@ def test_changed_filter_is_not_claimed(dw_build, tmp_path):
     s = dg.stats(dw_build, d)
     assert s["claimed"] == len(PRUNED) - 1 and s["layers"]["dw1"] == 0
     assert s["refused"] >= 2  # dw1 and dw_dense
+
+
+def test_activation_mismatch(dw_build, tmp_path):
+    """Same weights, other activations: dw1's kernel fuses ReLU6 but its node has none
+    (refused); dw4's kernel fuses none, its node has ReLU6 (claimed, applied after)."""
+    from cocotune.cocogen.bench import tflite_bytes
+
+    p = tmp_path / "acts.tflite"
+    p.write_bytes(tflite_bytes(_model(acts=True), batch=1))
+    d = dg.load(dw_build)
+    it, ref = _interp(p, [d]), _interp(p)
+    x = _inputs(it, 1, seed=6)
+    np.testing.assert_allclose(_run(it, x), _run(ref, x), rtol=1e-5, atol=1e-5)
+    s = dg.stats(dw_build, d)
+    assert s["layers"]["dw1"] == 0 and s["layers"]["dw4"] == 1
+    assert s["claimed"] == len(PRUNED) - 1
 
 
 def test_support_hash_matches_the_delegate(dw_build):
