@@ -126,15 +126,14 @@ def compile_model(
     pw_verdicts = pwc.analyse_pointwise(model)
     dw_verdicts = dwc.analyse_depthwise(model)  # depthwise 3x3: docs/design.md §7
     good = [v for v in verdicts if v.qualifies] + [v for v in pw_verdicts.values() if v.qualifies]
-    good += [v for v in dw_verdicts.values() if v.qualifies]
-    if not good:
+    if not good and not any(v.qualifies for v in dw_verdicts.values()):
+        reasons = {v.name: v.reason for v in verdicts}
+        reasons.update({n: v.reason for n, v in pw_verdicts.items()})
+        reasons.update({n: v.reason for n, v in dw_verdicts.items()})
         raise NoQualifyingLayerError(
             f"no layer of '{model_path}' can be compiled to a pattern, pointwise or depthwise "
             "kernel",
-            notes=[
-                f"{v.name} ({v.type}): {pw_verdicts.get(v.name, dw_verdicts.get(v.name, v)).reason}"
-                for v in verdicts
-            ]
+            notes=[f"{v.name} ({v.type}): {reasons[v.name]}" for v in verdicts]
             or ["the model has no layers"],
         )
     out = Path(out_dir)
