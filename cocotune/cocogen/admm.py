@@ -24,6 +24,11 @@ channel × 16 filters; :func:`~cocotune.cocogen.pointwise.project_pointwise` is 
 projection), so a network whose MACs are mostly 1×1 (a ResNet bottleneck) is compressed beyond
 its 3×3 layers, in the layout the generated pointwise kernels read.
 
+Depthwise layers (``depthwise=True``): every 3×3 DepthwiseConv2D joins the loop with the
+constraint of :mod:`cocotune.cocogen.depthwise` (one 4-tap pattern per group of 16 channels,
+:func:`~cocotune.cocogen.depthwise.project_depthwise` is the exact projection), the layout the
+generated depthwise kernels read (MobileNet v1/v2).
+
 BatchNorm: training steps normalise with batch statistics, while evaluation (and the converted
 TFLite model, where the converter folds BatchNorm into the convolution) uses the moving
 averages. With a high momentum (a Caffe BatchNorm converts with 0.999) those averages still
@@ -67,6 +72,7 @@ class ADMMConfig:
         "pattern"  # 'prune' (patterns + connectivity) | 'pattern' (patterns only) | 'skip'
     )
     pointwise: float = 1.0  # block-pruning rate of 1x1 convs and hidden Dense layers; 1 = off
+    depthwise: bool = False  # also prune 3x3 depthwise convs (one pattern per 16 channels)
 
     def rate_for(self, index: int) -> float:
         """Connectivity rate of the ``index``-th prunable layer (the first may be spared)."""
@@ -86,6 +92,7 @@ class PruneReport:
     masks: dict = field(default_factory=dict)
     batchnorm_recalibrated: list = field(default_factory=list)  # BatchNorm layer names
     pointwise_kept: dict = field(default_factory=dict)  # 1x1 / Dense layer -> (nonzeros, total)
+    depthwise_kept: dict = field(default_factory=dict)  # DepthwiseConv2D -> (nonzeros, total)
 
     @property
     def compression(self) -> float:
@@ -111,6 +118,10 @@ class PruneReport:
             "pointwise": {
                 n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
                 for n, (k, t) in self.pointwise_kept.items()
+            },
+            "depthwise": {
+                n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
+                for n, (k, t) in self.depthwise_kept.items()
             },
             "per_layer": {
                 n: {"nonzero": k, "total": t, "rate": t / max(k, 1)}
@@ -238,9 +249,21 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         layers = layers + pw
         rates += [cfg.pointwise] * len(pw)
         log(f"block pruning at {cfg.pointwise}x: {', '.join(l.name for l in pw) or 'none'}")
+    n_dw = len(layers)  # layers[n_dw:]: depthwise
+    if cfg.depthwise:
+        from cocotune.cocogen.depthwise import depthwise_layers
+
+        dw = depthwise_layers(model)
+        layers = layers + dw
+        rates += [1.0] * len(dw)
+        log(f"depthwise patterns (per 16 channels): {', '.join(l.name for l in dw) or 'none'}")
     kvars = [layer.kernel for layer in layers]
 
     def proj(i, w):
+        if i >= n_dw:
+            from cocotune.cocogen.depthwise import project_depthwise
+
+            return project_depthwise(w)
         if i >= n3:
             from cocotune.cocogen.pointwise import project_pointwise
 
@@ -345,5 +368,6 @@ def admm_prune(model, data, cfg: ADMMConfig, log=print) -> PruneReport:
         lib, names[:n3], acc0, acc1, acc2, d0, hist, {n: kept[n] for n in names[:n3]}, masks
     )
     rep.batchnorm_recalibrated = recal
-    rep.pointwise_kept = {n: kept[n] for n in names[n3:]}
+    rep.pointwise_kept = {n: kept[n] for n in names[n3:n_dw]}
+    rep.depthwise_kept = {n: kept[n] for n in names[n_dw:]}
     return rep

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cocotune.cocogen import depthwise_compile as dwc
 from cocotune.cocogen import pointwise_compile as pwc
 from cocotune.cocogen.build import (
     compile_objects,
@@ -123,11 +124,16 @@ def compile_model(
     model = load_model(model_path)
     verdicts = analyse_model(model, max_patterns)
     pw_verdicts = pwc.analyse_pointwise(model)
+    dw_verdicts = dwc.analyse_depthwise(model)  # depthwise 3x3: docs/design.md §7
     good = [v for v in verdicts if v.qualifies] + [v for v in pw_verdicts.values() if v.qualifies]
-    if not good:
+    if not good and not any(v.qualifies for v in dw_verdicts.values()):
+        reasons = {v.name: v.reason for v in verdicts}
+        reasons.update({n: v.reason for n, v in pw_verdicts.items()})
+        reasons.update({n: v.reason for n, v in dw_verdicts.items()})
         raise NoQualifyingLayerError(
-            f"no layer of '{model_path}' can be compiled to a pattern or pointwise kernel",
-            notes=[f"{v.name} ({v.type}): {pw_verdicts.get(v.name, v).reason}" for v in verdicts]
+            f"no layer of '{model_path}' can be compiled to a pattern, pointwise or depthwise "
+            "kernel",
+            notes=[f"{v.name} ({v.type}): {reasons[v.name]}" for v in verdicts]
             or ["the model has no layers"],
         )
     out = Path(out_dir)
@@ -159,6 +165,11 @@ def compile_model(
         for i, v in enumerate(verdicts)
         if v.name in pw_verdicts and pw_verdicts[v.name].qualifies
     ]
+    dw_specs = [
+        (dw_verdicts[v.name], dwc.depthwise_spec(dw_verdicts[v.name], i, native))
+        for i, v in enumerate(verdicts)
+        if v.name in dw_verdicts and dw_verdicts[v.name].qualifies
+    ]
     tuned = {}
     if tune:
         from cocotune.cocogen.autotune import tune as run_tune
@@ -175,12 +186,19 @@ def compile_model(
             tuned[v.name] = r
         specs = [(v, tuned[v.name].best) for v, _ in specs]
         pw_specs = _tune_pointwise(pw_specs, tuned, threads, native)
+        dw_specs = _tune_depthwise(dw_specs, tuned, threads, native)
     files = render_library([s for _, s in specs], source=Path(model_path).name)
     if pw_specs:
         from cocotune.cocogen.emit_pointwise import render_pointwise_library
 
         files.update(
             render_pointwise_library([s for _, s in pw_specs], source=Path(model_path).name)
+        )
+    if dw_specs:
+        from cocotune.cocogen.emit_depthwise import render_depthwise_library
+
+        files.update(
+            render_depthwise_library([s for _, s in dw_specs], source=Path(model_path).name)
         )
     src = out / "src"
     if src.exists():
@@ -189,7 +207,9 @@ def compile_model(
     lib = link_library(list(objs.values()), src, LIB_NAME, native=native)
     delegate_info = None
     if delegate:
-        delegate_info = _build_delegate(model, specs, pw_specs, objs, lib, src, out, native)
+        delegate_info = _build_delegate(
+            model, specs, pw_specs, objs, lib, src, out, native, dw_specs=dw_specs
+        )
     for obj in objs.values():
         obj.unlink(missing_ok=True)
     shutil.move(str(lib), out / LIB_NAME)
@@ -198,7 +218,12 @@ def compile_model(
     layers = []
     spec_of = {v.name: s for v, s in specs}
     pw_spec_of = {v.name: s for v, s in pw_specs}
+    dw_spec_of = {v.name: s for v, s in dw_specs}
     for v in verdicts:
+        if v.name in dw_verdicts:
+            hashes = delegate_info["hashes"] if delegate_info is not None else None
+            layers.append(dwc.build_row(dw_verdicts[v.name], dw_spec_of.get(v.name), hashes, tuned))
+            continue
         if v.name in pw_verdicts:
             layers.append(
                 _pointwise_row(pw_verdicts[v.name], pw_spec_of, delegate_info, tuned, out)
@@ -268,6 +293,21 @@ def _tune_pointwise(pw_specs, tuned, threads, native):
     return [(v, r.best) for (v, _), r in zip(pw_specs, res)]
 
 
+def _tune_depthwise(dw_specs, tuned, threads, native):
+    """Autotune the depthwise kernels (one library, interleaved timing); fills ``tuned``."""
+    if not dw_specs:
+        return dw_specs
+    from cocotune.cocogen.depthwise_runtime import tune_depthwise
+
+    with tempfile.TemporaryDirectory(prefix="cocogen_tune_dw_") as tmp:
+        res = tune_depthwise(
+            [(s, v.kernel, v.bias) for v, s in dw_specs], tmp, nthreads=threads, native=native
+        )
+    for (v, _), r in zip(dw_specs, res):
+        tuned[v.name] = r
+    return [(v, r.best) for (v, _), r in zip(dw_specs, res)]
+
+
 def _pointwise_row(v, spec_of, delegate_info, tuned, out) -> dict:
     """The ``build.json`` row of a 1×1 Conv2D / Dense layer."""
     row = {"name": v.name, "type": v.type, "qualifies": v.qualifies}
@@ -300,7 +340,9 @@ def _pointwise_row(v, spec_of, delegate_info, tuned, out) -> dict:
     return row
 
 
-def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) -> dict:
+def _build_delegate(
+    model, specs, pw_specs, objs, kernel_lib, src, out, native, dw_specs=()
+) -> dict:
     """``model.tflite``, ``cocogen_weights.bin``, ``cocogen_pw_weights.bin`` and
     ``libcocogen_delegate.so`` (the kernel objects already compiled for the ctypes library, plus
     the delegate's C layers)."""
@@ -331,11 +373,16 @@ def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) 
             }
         )
     pw_rows = [pwc.delegate_row(v, s, klib) for v, s in pw_specs]
-    build_id = "-".join(f"{r['hash']:016x}" for r in rows + pw_rows)[:200]
+    dw_rows = [dwc.delegate_row(v, s, klib) for v, s in dw_specs]
+    build_id = "-".join(f"{r['hash']:016x}" for r in rows + pw_rows + dw_rows)[:200]
     dfiles = render_delegate(rows, build_id, dg.ACCEPTED_RUNTIMES)
     dfiles.update(pwc.render_table(pw_rows))
+    dfiles.update(dwc.render_table(dw_rows))
     dobjs = compile_objects(
-        dfiles, src, native=native, static={**delegate_headers(), **pwc.headers()}
+        dfiles,
+        src,
+        native=native,
+        static={**delegate_headers(), **pwc.headers(), **dwc.headers()},
     )
     lib = link_library(
         [*objs.values(), *dobjs.values()],
@@ -361,8 +408,8 @@ def _build_delegate(model, specs, pw_specs, objs, kernel_lib, src, out, native) 
         "tflite": dg.TFLITE_FILE,
         "weights": dg.WEIGHTS_FILE,
         "accepted_runtimes": list(dg.ACCEPTED_RUNTIMES),
-        "layers": [r["layer"] for r in rows + pw_rows],
-        "hashes": {r["layer"]: r["hash"] for r in rows + pw_rows},
+        "layers": [r["layer"] for r in rows + pw_rows + dw_rows],
+        "hashes": {r["layer"]: r["hash"] for r in rows + pw_rows + dw_rows},
     }
 
 
