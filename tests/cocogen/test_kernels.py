@@ -34,6 +34,12 @@ CASES = {
     # scalar edges, several row tiles (some split by filter among threads), stride 2 flat
     "blocks_of_8_filters": (8, 12, 17, 24, 1, "same", True, 2.0),
     "blocks_s2_flat": (9, 7, 7, 16, 2, "same", False, 2.0),
+    # 16-float vectors and the single-copy row workspace of the input-stationary row order
+    # (stride 2: even then odd columns; odd and even widths, both paddings)
+    "wide_s1_odd": (4, 5, 37, 9, 1, "same", True, 2.0),
+    "wide_s2_odd": (5, 9, 37, 6, 2, "same", True, 2.0),
+    "wide_s2_even": (3, 8, 34, 5, 2, "same", False, 1.5),
+    "wide_s2_valid": (3, 7, 35, 4, 2, "valid", True, 1.5),
 }
 KINDS = ("pattern", "dense", "csr")
 
