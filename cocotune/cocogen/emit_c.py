@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from cocotune.cocogen.kernel_spec import VW, KernelSpec, filter_block_bounds
+from cocotune.cocogen.kernel_spec import KernelSpec, filter_block_bounds
 from cocotune.cocogen.patterns import PatternLibrary
 
 __all__ = [
@@ -60,11 +60,18 @@ def kernel_context(spec: KernelSpec) -> dict:
     row = t.mode == "row"
     s = spec.stride
     if row:
+        # (destination offset in the padded row, length, shift): row[off + x] = in[s*x + shift]
+        if not spec.single_copy:
+            segs = [(dx * spec.wv, spec.wv, dx - spec.pad_left) for dx in range(3)]
+        elif s == 1:
+            segs = [(0, spec.row_len, -spec.pad_left)]
+        else:  # even padded columns, then odd ones
+            hr_ = spec.half_row
+            segs = [(0, hr_, -spec.pad_left), (hr_, hr_, 1 - spec.pad_left)]
         copies = []
-        for dx in range(3):
-            shift = dx - spec.pad_left
-            lo, hi = _valid_range(spec.wv, spec.w, s, shift)
-            copies.append({"dx": dx, "shift": shift, "lo": lo, "hi": hi})
+        for dx, (off, n, shift) in enumerate(segs):
+            lo, hi = _valid_range(n, spec.w, s, shift)
+            copies.append({"dx": dx, "off": off, "n": n, "shift": shift, "lo": lo, "hi": hi})
     else:
         copies = []
         for dy in range(3):
@@ -133,12 +140,20 @@ def kernel_context(spec: KernelSpec) -> dict:
         "ku": t.ku if spec.kind != "csr" else 1,
         "fb": t.fb,
         "fb_bounds": [int(x) for x in filter_block_bounds(spec.cout, t.fb)],
-        "n_chunks": spec.pv // (VW * t.tv) if t.order == "is" else 1,
+        "n_chunks": spec.n_chunks,
+        "srow": spec.scratch_row,
+        "ngx": spec.wv // (spec.vw * t.tv) if row else 1,  # chunks per row (is, row mode)
         "order": t.order if (row or t.order == "is") else "fy",
         "hr": spec.hr,
         "wv": spec.wv,
         "pv": spec.pv,
         "channel_stride": spec.channel_stride,
+        "row_len": spec.row_len if row else 0,
+        "tapload": (
+            ("CG_LOADU16" if spec.vw == 16 else "CG_LOADU")
+            if spec.single_copy
+            else ("CG_LOAD16" if spec.vw == 16 else "CG_LOAD")
+        ),
         "workspace_floats": spec.workspace_floats,
         "copies": copies,
         "patterns": patterns,
@@ -158,7 +173,28 @@ def kernel_context(spec: KernelSpec) -> dict:
         "n_full_x": n_full_x,
         "tail_v": tail_v,
         "gstride": 1 if spec.kind == "csr" else len(lib) + 1,
-        "vw": VW,
+        **_vector_names(spec.vw),
+    }
+
+
+def _vector_names(vw: int) -> dict:
+    """The C vector type and helpers of a vector width (``file_header.c.j2`` defines both)."""
+    if vw == 16:
+        return {
+            "vw": 16,
+            "vt": "cg_v16f",
+            "load": "CG_LOAD16",
+            "bcast": "cg_bcast16",
+            "relu_fn": "cg_relu16",
+            "store": "cg_store16",
+        }
+    return {
+        "vw": 8,
+        "vt": "cg_v8f",
+        "load": "CG_LOAD",
+        "bcast": "cg_bcast",
+        "relu_fn": "cg_relu",
+        "store": "cg_store",
     }
 
 

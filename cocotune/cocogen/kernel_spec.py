@@ -51,7 +51,10 @@ from dataclasses import dataclass, field, replace
 
 from cocotune.cocogen.patterns import PatternLibrary
 
-VW = 8  # floats per vector (AVX2 ymm); the generic build uses the same width via GCC vectors
+VW = (
+    8  # default floats per vector (AVX2 ymm); the generic build uses the same width via GCC vectors
+)
+VWS = (8, 16)  # vector widths a tile may use: 16 = AVX-512 zmm, offered when the ISA has it
 
 __all__ = [
     "VW",
@@ -92,13 +95,16 @@ class Tile:
     order: str = "fy"  # 'fy' | 'yf'
     ku: int = 1  # kernels per loop iteration (1 or 2), each with its own accumulator sets
     fb: int = 1  # filter blocks of the input-stationary order (threads split blocks)
+    vw: int = VW  # floats per vector: 8 (ymm) or 16 (zmm, AVX-512 builds)
 
     @property
     def tag(self) -> str:
+        v = "" if self.vw == VW else f"v{self.vw}"
         if self.order == "is":
-            return f"{self.mode}_is{self.tv}b{self.fb}"
+            return f"{self.mode}_is{self.tv}b{self.fb}{v}"
         return (
-            f"{self.mode}_t{self.tr}x{self.tv}a{self.acc}{'u2' if self.ku == 2 else ''}{self.order}"
+            f"{self.mode}_t{self.tr}x{self.tv}a{self.acc}{'u2' if self.ku == 2 else ''}"
+            f"{self.order}{v}"
         )
 
 
@@ -139,14 +145,18 @@ class KernelSpec:
             or min(t.tr, t.tv, t.acc) < 1
             or t.ku not in (1, 2)
             or t.fb < 1
+            or t.vw not in VWS
         ):
             raise ValueError(f"bad tile {t}")
-        if t.order == "is" and (t.mode != "flat" or self.kind != "pattern" or t.tv > 2):
+        if t.order == "is" and (self.kind != "pattern" or t.tv > 4 or t.tr != 1):
             raise ValueError(
-                "the input-stationary order is for pattern kernels in flat mode, chunks of <= 2 vectors"
+                "the input-stationary order is for pattern kernels, chunks of one row (or flat"
+                " run) of <= 4 vectors"
             )
         if t.mode == "flat" and t.tr != 1:
             raise ValueError("flat mode tiles have tr == 1")
+        if t.vw == 16 and self.isa != "avx512":
+            raise ValueError("16-float vectors need an AVX-512 build (isa 'avx512')")
 
     # geometry -----------------------------------------------------------------------------
     @property
@@ -170,15 +180,22 @@ class KernelSpec:
         return self.geometry[3]
 
     @property
+    def vw(self) -> int:
+        """Floats per vector (the tile's choice)."""
+        return self.tile.vw
+
+    @property
     def wv(self) -> int:
-        """Row-mode workspace row length: output width rounded up to the vector width."""
-        return -(-self.wo // VW) * VW
+        """Row-mode workspace row length: output width rounded up to the vector width (to whole
+        chunks of ``tv`` vectors in the input-stationary order)."""
+        step = self.vw * (self.tile.tv if self.tile.order == "is" else 1)
+        return -(-self.wo // step) * step
 
     @property
     def pv(self) -> int:
         """Flat-mode plane length: output pixels rounded up to the vector width (to whole
         chunks of ``tv`` vectors in the input-stationary order)."""
-        step = VW * (self.tile.tv if self.tile.order == "is" else 1)
+        step = self.vw * (self.tile.tv if self.tile.order == "is" else 1)
         return -(-(self.ho * self.wo) // step) * step
 
     @property
@@ -187,19 +204,57 @@ class KernelSpec:
         return self.stride * (self.ho - 1) + 3
 
     @property
+    def single_copy(self) -> bool:
+        """Row-mode input-stationary kernels keep one copy of each padded input row (stride 2:
+        its even columns, then its odd ones) and load taps unaligned: a tap vector is loaded
+        once per (channel, pattern, chunk) and used by every filter, so the workspace fill
+        (a third of the writes) matters more than aligned loads. Other row tilings keep three
+        column-shifted copies (aligned loads in their hot loop)."""
+        return self.tile.mode == "row" and self.tile.order == "is"
+
+    @property
+    def half_row(self) -> int:
+        """Single-copy stride-2 rows: floats in each of the even and odd halves."""
+        return -(-(self.wv + 1) // 16) * 16
+
+    @property
+    def row_len(self) -> int:
+        """Row mode: floats per padded input row in the workspace."""
+        if not self.single_copy:
+            return 3 * self.wv
+        if self.stride == 1:
+            return -(-(self.wv + 2) // 16) * 16
+        return 2 * self.half_row
+
+    @property
     def channel_stride(self) -> int:
         """Floats per input channel in the workspace."""
-        return self.hr * 3 * self.wv if self.tile.mode == "row" else 9 * self.pv
+        return self.hr * self.row_len if self.tile.mode == "row" else 9 * self.pv
+
+    @property
+    def scratch_row(self) -> int:
+        """Input-stationary order: floats per filter in the accumulator scratch (every output
+        pixel of the workspace's rounded layout); 0 for the other orders."""
+        if self.tile.order != "is":
+            return 0
+        return self.ho * self.wv if self.tile.mode == "row" else self.pv
+
+    @property
+    def n_chunks(self) -> int:
+        """Input-stationary order: pixel chunks of ``tv`` vectors (a row's ``wv`` floats hold
+        whole chunks in row mode)."""
+        if self.tile.order != "is":
+            return 1
+        return self.scratch_row // (self.vw * self.tile.tv)
 
     @property
     def workspace_floats(self) -> int:
-        scratch = self.cout * self.pv if self.tile.order == "is" else 0
-        return self.cin * self.channel_stride + scratch
+        return self.cin * self.channel_stride + self.cout * self.scratch_row
 
     @property
     def nv(self) -> int:
         """Vectors per row (row mode) or per plane (flat mode)."""
-        return (self.wv if self.tile.mode == "row" else self.pv) // VW
+        return (self.wv if self.tile.mode == "row" else self.pv) // self.vw
 
     @property
     def n_row_tiles(self) -> int:
@@ -207,14 +262,18 @@ class KernelSpec:
 
     def tap_offset(self, dy: int, dx: int) -> int:
         """Workspace offset of tap (dy, dx) relative to a channel's tile base."""
-        if self.tile.mode == "row":
+        if self.tile.mode != "row":
+            return (dy * 3 + dx) * self.pv
+        if not self.single_copy:
             return (dy * 3 + dx) * self.wv
-        return (dy * 3 + dx) * self.pv
+        if self.stride == 1:
+            return dy * self.row_len + dx
+        return dy * self.row_len + (self.half_row if dx == 1 else dx // 2)
 
     @property
     def row_step(self) -> int:
         """Workspace offset between consecutive output rows of a tile (row mode)."""
-        return self.stride * 3 * self.wv
+        return self.stride * self.row_len
 
     @property
     def macs_dense(self) -> int:
@@ -257,6 +316,7 @@ class KernelSpec:
                 "order": self.tile.order,
                 "ku": self.tile.ku,
                 "fb": self.tile.fb,
+                "vw": self.tile.vw,
             },
             "index": self.index,
             "isa": self.isa,
@@ -278,42 +338,63 @@ def filter_block_bounds(cout: int, fb: int) -> list[int]:
 def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     """A few tilings worth timing for this shape (at most ``limit``), best guesses first.
 
-    Pattern kernels up to 32×32 outputs: the input-stationary order first (2 and 1 filter
-    blocks). Output width ≥ 8: row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors
-    at 32 wide, 8 rows × 1 vector at 8 wide), both loop orders. Smaller outputs: flat mode with
-    1-4 vectors and 2 or 4 accumulator sets so the FMA chains stay independent.
+    On AVX-512 builds the 16-float tilings come first, except for outputs of fewer than 64
+    pixels (most of a zmm would be padding); the best 8-float guess is always within ``limit``.
+    Per width: pattern kernels up to 1024 output pixels try the input-stationary order in flat
+    mode (2 and 1 filter blocks), pattern kernels at least one vector wide the input-stationary
+    order in row mode (a chunk = one output row's vectors, up to 4). Output width ≥ one vector:
+    row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors, 8 rows × 1 vector), both
+    loop orders. Smaller outputs: flat mode with 1-4 vectors and 2 or 4 accumulator sets so the
+    FMA chains stay independent.
     """
-    out: list[Tile] = []
-    ho, wo = spec.ho, spec.wo
-    pv = -(-(ho * wo) // VW)
-    if spec.kind == "pattern" and pv <= 128:  # input-stationary, up to 32x32 outputs
-        tv = min(pv, 2)
-        # two filter blocks first: the same speed at one thread, and work for a second thread
-        # on layers with a single pixel chunk (4x4, 2x2 outputs)
-        out.append(Tile("flat", 1, tv, 1, "is", fb=2))
-        out.append(Tile("flat", 1, tv, 1, "is", fb=1))
-    if wo >= VW:
-        nv = -(-wo // VW)
-        for tv in sorted({min(nv, 4), min(nv, 2), min(nv, 1)}, reverse=True):
-            tr = max(1, min(ho, 8 // tv))
-            out.append(Tile("row", tr, tv, 1, "fy"))
-            out.append(Tile("row", tr, tv, 1, "yf"))
-            if tr * tv <= 4:
-                out.append(Tile("row", tr, tv, 2, "fy"))
-    if wo < VW or ho * wo <= 256:
-        for tv in sorted({min(pv, 4), min(pv, 2), 1}, reverse=True):
-            acc = max(1, min(4, 8 // tv))
-            if tv <= 2:
-                out.append(Tile("flat", 1, tv, max(1, 4 // tv), "fy", ku=2))
-            out.append(Tile("flat", 1, tv, acc, "fy"))
-            if acc > 1:
-                out.append(Tile("flat", 1, tv, max(1, acc // 2), "fy"))
+    widths = [16, 8] if spec.isa == "avx512" else [8]
+    if spec.ho * spec.wo < 64:
+        widths.reverse()
+    lists = [_width_candidates(spec, vw) for vw in widths]
+    out = lists[0]
+    if len(lists) > 1:  # the other width's first guess within the limit
+        cut = max(1, (limit or len(out) + 1) - 1)
+        out = out[:cut] + lists[1][:1] + out[cut:] + lists[1][1:]
     seen, uniq = set(), []
     for t in out:
-        if t not in seen and t.tr * t.tv * t.acc * t.ku <= 12:
+        if t not in seen:
             seen.add(t)
             uniq.append(t)
     return uniq[:limit] if limit else uniq
+
+
+def _width_candidates(spec: KernelSpec, vw: int) -> list[Tile]:
+    """:func:`candidate_tiles` for one vector width."""
+    out: list[Tile] = []
+    ho, wo = spec.ho, spec.wo
+    pv = -(-(ho * wo) // vw)
+    if spec.kind == "pattern" and pv * vw <= 1024:  # input-stationary, up to 32x32 outputs
+        tv = min(pv, 2)
+        # two filter blocks first: the same speed at one thread, and work for a second thread
+        # on layers with a single pixel chunk (4x4, 2x2 outputs)
+        out.append(Tile("flat", 1, tv, 1, "is", fb=2, vw=vw))
+        out.append(Tile("flat", 1, tv, 1, "is", fb=1, vw=vw))
+    if spec.kind == "pattern" and wo >= vw:  # input-stationary, chunks of one output row
+        nv = -(-wo // vw)
+        for tv in sorted({min(nv, 4), min(nv, 2)}, reverse=True):
+            out.append(Tile("row", 1, tv, 1, "is", vw=vw))
+    if wo >= vw:
+        nv = -(-wo // vw)
+        for tv in sorted({min(nv, 4), min(nv, 2), min(nv, 1)}, reverse=True):
+            tr = max(1, min(ho, 8 // tv))
+            out.append(Tile("row", tr, tv, 1, "fy", vw=vw))
+            out.append(Tile("row", tr, tv, 1, "yf", vw=vw))
+            if tr * tv <= 4:
+                out.append(Tile("row", tr, tv, 2, "fy", vw=vw))
+    if wo < vw or ho * wo <= 256:
+        for tv in sorted({min(pv, 4), min(pv, 2), 1}, reverse=True):
+            acc = max(1, min(4, 8 // tv))
+            if tv <= 2:
+                out.append(Tile("flat", 1, tv, max(1, 4 // tv), "fy", ku=2, vw=vw))
+            out.append(Tile("flat", 1, tv, acc, "fy", vw=vw))
+            if acc > 1:
+                out.append(Tile("flat", 1, tv, max(1, acc // 2), "fy", vw=vw))
+    return [t for t in out if t.tr * t.tv * t.acc * t.ku <= 12]
 
 
 def default_tile(spec: KernelSpec) -> Tile:

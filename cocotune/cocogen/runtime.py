@@ -152,7 +152,7 @@ def _input_stationary_data(
                 taps = list(lib.patterns[pat])
                 for fi in fs:
                     w.append(ks[fi, ch, taps])
-                    koff.append(fi * spec.pv)
+                    koff.append(fi * spec.scratch_row)
                 n += len(fs)
             g[b, ch, p] = n
     return KernelData(

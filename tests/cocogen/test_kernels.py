@@ -34,6 +34,12 @@ CASES = {
     # scalar edges, several row tiles (some split by filter among threads), stride 2 flat
     "blocks_of_8_filters": (8, 12, 17, 24, 1, "same", True, 2.0),
     "blocks_s2_flat": (9, 7, 7, 16, 2, "same", False, 2.0),
+    # 16-float vectors and the single-copy row workspace of the input-stationary row order
+    # (stride 2: even then odd columns; odd and even widths, both paddings)
+    "wide_s1_odd": (4, 5, 37, 9, 1, "same", True, 2.0),
+    "wide_s2_odd": (5, 9, 37, 6, 2, "same", True, 2.0),
+    "wide_s2_even": (3, 8, 34, 5, 2, "same", False, 1.5),
+    "wide_s2_valid": (3, 7, 35, 4, 2, "valid", True, 1.5),
 }
 KINDS = ("pattern", "dense", "csr")
 
@@ -100,3 +106,23 @@ def test_patterns_are_constants_and_groups_branch_free(order):
         assert f"taps {{{','.join(map(str, taps))}}}" in src
     # the hot loops read no pattern ids: the pattern is the code, not data
     assert "switch" not in src and "pattern[" not in src
+
+
+def test_two_threads_never_lose_each_others_outputs(library):
+    """Two filter blocks on two threads write the same NHWC cache lines (8 filters = half a
+    line). GCC 12 once turned the output transpose's stores into a load before the loop and a
+    store after it, which lost the other thread's half about once in 100 calls: many calls,
+    every output checked."""
+    _, spec, pruned, bias, x, ref = next(
+        v
+        for v in VARIANTS
+        if v[0].startswith("blocks_s2_flat-pattern-")
+        and v[1].tile.order == "is"
+        and v[1].tile.fb == 2
+    )
+    k = library.kernel(spec, kernel_data(spec, pruned, bias))
+    scale = np.maximum(np.abs(ref), 1.0)
+    for i in range(1000):
+        out = k.nhwc(x, nthreads=2, out=np.full(k.out_shape_nhwc, np.nan, np.float32))
+        err = np.abs(out - ref) / scale
+        assert err.max() <= 1e-4, f"call {i}: max rel err {err.max():.2e}"
