@@ -260,6 +260,11 @@ def cmd_compile(args) -> int:
                 f"{row['name']:>16}: {row['kernel']}  ({row['blocks_kept']}/{row['blocks_total']} "
                 f"blocks, PWB {row['pwb_bytes']} B vs CSR {row['csr_bytes']} B; delegate only)"
             )
+        elif row["qualifies"] and row.get("kind") in ("csr_pointwise", "csr_fc"):
+            print(
+                f"{row['name']:>16}: {row['kernel']}  ({row['density']:.0%} of its weights, "
+                f"unstructured sparse; delegate only)"
+            )
         elif row["qualifies"]:
             print(
                 f"{row['name']:>16}: {row['kernel']}  ({row['kernels_kept']}/{row['kernels_total']} kernels, "
