@@ -305,7 +305,7 @@ def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec | CsrSpec, lib=None) -
     if isinstance(spec, CsrSpec):
         if m.size >= 1 << 24:
             raise CocogenError(f"a {m.shape[0]}x{m.shape[1]} filter is too large for the delegate")
-        data = csr_data(m, None)
+        data = csr_data(m, None, spec.chunk)
         return {
             "spec": spec,
             "kind": 1,

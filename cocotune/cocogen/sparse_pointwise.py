@@ -56,6 +56,7 @@ __all__ = [
 TEMPLATE = "pointwise_csr.c.j2"
 CSR_MAX_DENSITY = 0.5
 _STAGE_MAX_FLOATS = 32768  # the staging tile lives on the stack: at most 128 KiB
+_ACC_MAX_FLOATS = 32768  # and so do a chunked kernel's results: at most 128 KiB
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class CsrSpec:
     p: int = 32
     u: int = 4
     cb: int = 0  # 0: all channels
+    kc: int = 0  # input channels per chunk (0: all): a chunk's staging stays in L1
     index: int = 0
     isa: str = "avx2"
 
@@ -86,6 +88,8 @@ class CsrSpec:
             raise ValueError("a fully connected kernel has h = w = stride = 1")
         if self.p < 16 or self.p % 16 or self.u < 1 or self.cb < 0 or self.cb % 16:
             raise ValueError(f"bad tile p={self.p} u={self.u} cb={self.cb}")
+        if self.kc < 0 or self.kc % 16:
+            raise ValueError(f"the input-channel chunk must be a multiple of 16, got {self.kc}")
 
     @property
     def ho(self) -> int:
@@ -109,6 +113,15 @@ class CsrSpec:
         return -(-self.cout // self.block)
 
     @property
+    def chunk(self) -> int:
+        """Input channels per chunk (the fully connected kernel has one chunk)."""
+        return self.cin if self.fc or not self.kc else min(self.kc, self.cin)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.cin // self.chunk)
+
+    @property
     def macs_dense(self) -> int:
         return self.n_pixels * self.cin * self.cout
 
@@ -120,6 +133,7 @@ class CsrSpec:
         return (
             f"cocogen_csr1x1s{self.stride}_{self.cin}x{self.cout}_{self.h}x{self.w}"
             f"_l{self.index}{relu}__{self.isa}_p{self.p}u{self.u}c{self.block}"
+            + (f"k{self.chunk}" if self.n_chunks > 1 else "")
         )
 
     def to_json(self) -> dict:
@@ -131,13 +145,13 @@ class CsrSpec:
             "w": self.w,
             "stride": self.stride,
             "relu": self.relu,
-            "tile": {"p": self.p, "u": self.u, "cb": self.block},
+            "tile": {"p": self.p, "u": self.u, "cb": self.block, "kc": self.chunk},
             "name": self.name,
         }
 
 
-def _default_tile(cin: int, cout: int, n_pixels: int) -> tuple[int, int, int]:
-    """``(p, u, cb)``: 32 pixels (two vectors, 4 sets: 8 FMA chains) while the staging tile fits
+def _default_tile(cin: int, cout: int, n_pixels: int) -> tuple[int, int, int, int]:
+    """``(p, u, cb, kc)``: 32 pixels (two vectors, 4 sets: 8 FMA chains) while the staging tile fits
     the stack budget, else 16 pixels with 8 sets; channel blocks so a small image still gives
     about 8 work items (2 threads), in multiples of 16."""
     p = 32 if cin * 32 <= _STAGE_MAX_FLOATS and n_pixels > 16 else 16
@@ -146,7 +160,7 @@ def _default_tile(cin: int, cout: int, n_pixels: int) -> tuple[int, int, int]:
     want_blocks = max(1, -(-8 // tiles))
     cb = -(-cout // want_blocks)
     cb = -(-cb // 16) * 16
-    return p, u, (0 if cb >= cout else cb)
+    return p, u, (0 if cb >= cout else cb), 0
 
 
 def csr_spec(
@@ -168,12 +182,26 @@ def csr_spec(
             cin, cout, fc=True, relu=relu, p=16, u=1, cb=cb, index=index, isa=isa_tag(native)
         )
     ho, wo = -(-h // stride), -(-w // stride)
-    p, u, cb = _default_tile(cin, cout, ho * wo)
-    return CsrSpec(cin, cout, h, w, stride, relu, False, p, u, cb, index, isa_tag(native))
+    p, u, cb, kc = _default_tile(cin, cout, ho * wo)
+    return CsrSpec(
+        cin,
+        cout,
+        h,
+        w,
+        stride,
+        relu,
+        False,
+        p=p,
+        u=u,
+        cb=cb,
+        kc=kc,
+        index=index,
+        isa=isa_tag(native),
+    )
 
 
-def with_tile(spec: CsrSpec, p: int, u: int) -> CsrSpec:
-    return replace(spec, p=p, u=u)
+def with_tile(spec: CsrSpec, p: int, u: int, kc: int | None = None) -> CsrSpec:
+    return replace(spec, p=p, u=u, kc=spec.kc if kc is None else kc)
 
 
 def density_reason(kernel: np.ndarray, max_density: float = CSR_MAX_DENSITY) -> str:
@@ -209,10 +237,13 @@ def csr_context(spec: CsrSpec) -> dict:
         "cb": spec.block,
         "n_cb": spec.n_blocks,
         "np": spec.n_pixels,
+        "kc": spec.chunk,
+        "n_chunks": spec.n_chunks,
+        "sb": min(spec.block, max(16, (_ACC_MAX_FLOATS // spec.p) // 16 * 16)),
         # delegate descriptor fields shared with the block kind
         "mr": spec.p,
         "group": 1,
-        "ng": spec.cout,
+        "ng": spec.cout * spec.n_chunks,
         "workspace_floats": 0,
     }
 
@@ -247,8 +278,10 @@ def render_csr_library(specs: list[CsrSpec], source: str | None = None) -> dict[
 @dataclass
 class CsrData:
     """The run-time arrays of one CSR kernel: ``gather`` (each non-zero's ``[Cout][Cin]`` flat
-    index, the TFLite filter's order), ``w`` (aligned), ``idx`` (input channel), ``g`` (row
-    pointers, ``Cout + 1``), ``reorder`` (identity, the block kind's slot) and ``bias``."""
+    index, the TFLite filter's order), ``w`` (aligned), ``idx`` (input channel, relative to its
+    chunk), ``g`` (segment pointers, ``n_chunks · Cout + 1``: segment ``(j, f)`` holds row
+    ``f``'s non-zeros in input-channel chunk ``j``), ``reorder`` (identity, the block kind's
+    slot) and ``bias``."""
 
     gather: np.ndarray
     w: np.ndarray
@@ -262,24 +295,30 @@ class CsrData:
         return int(self.gather.size)
 
 
-def csr_data(kernel: np.ndarray, bias: np.ndarray | None = None) -> CsrData:
-    """CSR of a Dense ``(Cin, Cout)`` / 1×1 ``(1, 1, Cin, Cout)`` kernel (zeros = pruned)."""
+def csr_data(kernel: np.ndarray, bias: np.ndarray | None = None, chunk: int = 0) -> CsrData:
+    """CSR of a Dense ``(Cin, Cout)`` / 1×1 ``(1, 1, Cin, Cout)`` kernel (zeros = pruned), in
+    input-channel chunks of ``chunk`` (0: one chunk; :attr:`CsrSpec.chunk`)."""
     m = np.asarray(matrix_of(kernel), np.float32)
     cin, cout = m.shape
+    chunk = chunk or cin
+    n_chunks = -(-cin // chunk)
     t = np.ascontiguousarray(m.T)  # [Cout][Cin], TFLite's filter layout
     flat = np.flatnonzero(t.reshape(-1) != 0)  # row-major: rows (f) then channels ascending
-    rows = flat // cin
-    g = np.zeros(cout + 1, np.int64)
-    np.add.at(g, rows + 1, 1)
+    rows, chans = flat // cin, flat % cin
+    seg = (chans // chunk) * cout + rows
+    order = np.argsort(seg, kind="stable")  # chunk-major, then row, then channel
+    flat, seg, chans = flat[order], seg[order], chans[order]
+    g = np.zeros(n_chunks * cout + 1, np.int64)
+    np.add.at(g, seg + 1, 1)
     g = np.cumsum(g)
     w = aligned_empty(max(1, flat.size))
     w[: flat.size] = t.reshape(-1)[flat]
     return CsrData(
         gather=flat.astype(np.int32),
         w=w,
-        idx=(flat % cin).astype(np.int32),
+        idx=(chans % chunk).astype(np.int32),
         g=g.astype(np.int32),
-        reorder=np.arange(cout, dtype=np.int32),
+        reorder=np.arange(n_chunks * cout, dtype=np.int32),
         bias=(np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32).copy()),
     )
 
@@ -289,6 +328,10 @@ class CsrKernel:
     chunk with :meth:`part`."""
 
     def __init__(self, lib: ctypes.CDLL, spec: CsrSpec, data: CsrData) -> None:
+        if data.g.size != spec.n_chunks * spec.cout + 1:
+            raise ValueError(
+                f"{spec.name}: the data is not in {spec.n_chunks} input-channel chunks"
+            )
         self.spec = spec
         self.data = data
         self.fn = getattr(lib, spec.name)

@@ -37,11 +37,12 @@ def _magnitude_prune(k: np.ndarray, keep: float = 1 / 3.6) -> np.ndarray:
 
 
 # (cin, h, w, cout, stride, relu, tiles): tails everywhere (channels not a multiple of 8,
-# pixels not a multiple of the tile, filters not a multiple of 16, odd sizes at stride 2)
+# pixels not a multiple of the tile, filters not a multiple of 16, odd sizes at stride 2) and
+# tiles (p pixels, u accumulator sets, input channels in chunks of kc; 0 = one chunk)
 KERNEL_CASES = [
-    (20, 7, 9, 37, 1, True, [(16, 8), (32, 4), (64, 2)]),
-    (64, 9, 11, 48, 2, False, [(32, 4), (16, 3)]),
-    (13, 5, 5, 16, 2, True, [(16, 1)]),
+    (20, 7, 9, 37, 1, True, [(16, 8, 0), (32, 4, 0), (64, 2, 16)]),
+    (72, 9, 11, 48, 2, False, [(32, 4, 0), (16, 3, 32), (64, 2, 48)]),
+    (13, 5, 5, 16, 2, True, [(16, 1, 0)]),
 ]
 
 
@@ -50,7 +51,7 @@ def test_kernels_match_numpy(tmp_path):
     specs, cases = [], []
     for i, (cin, h, w, cout, s, relu, tiles) in enumerate(KERNEL_CASES):
         base = csr_spec(cin, cout, h, w, s, relu, index=i)
-        group = [with_tile(base, p, u) for p, u in tiles]
+        group = [with_tile(base, p, u, kc) for p, u, kc in tiles]
         k = _magnitude_prune(rng.standard_normal((1, 1, cin, cout)).astype(np.float32))
         k[:, :, :, 3] = 0  # an empty row
         specs += group
@@ -63,9 +64,8 @@ def test_kernels_match_numpy(tmp_path):
         x = rng.standard_normal((s0.h, s0.w, s0.cin)).astype(np.float32)
         want = x[:: s0.stride, :: s0.stride].reshape(-1, s0.cin) @ k.reshape(s0.cin, s0.cout) + b
         want = (np.maximum(want, 0) if s0.relu else want).reshape(s0.ho, s0.wo, s0.cout)
-        data = csr_data(k, b)
         for s in group:
-            kern = CsrKernel(lib, s, data)
+            kern = CsrKernel(lib, s, csr_data(k, b, s.chunk))
             assert rel_err(kern(x), want) <= 1e-5, s.name
             # the delegate's chunks: (pixel range, channel block) in any order, same result
             out = np.full(kern.out_shape, np.nan, np.float32)
