@@ -90,6 +90,11 @@ class CsrSpec:
             raise ValueError(f"bad tile p={self.p} u={self.u} cb={self.cb}")
         if self.kc < 0 or self.kc % 16:
             raise ValueError(f"the input-channel chunk must be a multiple of 16, got {self.kc}")
+        if not self.fc and self.chunk * self.p > _STAGE_MAX_FLOATS:
+            raise ValueError(
+                f"a staging tile of {self.chunk} channels x {self.p} pixels exceeds "
+                f"{_STAGE_MAX_FLOATS} floats (the stack); use input-channel chunks (kc)"
+            )
 
     @property
     def ho(self) -> int:
@@ -151,16 +156,20 @@ class CsrSpec:
 
 
 def _default_tile(cin: int, cout: int, n_pixels: int) -> tuple[int, int, int, int]:
-    """``(p, u, cb, kc)``: 32 pixels (two vectors, 4 sets: 8 FMA chains) while the staging tile fits
-    the stack budget, else 16 pixels with 8 sets; channel blocks so a small image still gives
-    about 8 work items (2 threads), in multiples of 16."""
-    p = 32 if cin * 32 <= _STAGE_MAX_FLOATS and n_pixels > 16 else 16
-    u = 4 if p == 32 else 8
+    """``(p, u, cb, kc)``: 32 or 64 pixels, whichever pads the last tile less (64 on a tie:
+    fewer weight passes, 4 vectors per broadcast weight), with 4 / 3 accumulator sets (8 / 12
+    FMA chains); input channels in chunks whose staging is 32 KiB (L1); channel blocks so a
+    small image still gives about 8 work items (2 threads), in multiples of 16. Measured on
+    ResNet-50's 1×1 shapes (``benchmarks/cocogen_sparse_pointwise.py``)."""
+    pad = {p: -(-n_pixels // p) * p for p in (64, 32)}
+    p = 64 if pad[64] <= pad[32] else 32
+    u = 3 if p == 64 else 4
+    kc = 8192 // p
     tiles = -(-n_pixels // p)
     want_blocks = max(1, -(-8 // tiles))
     cb = -(-cout // want_blocks)
     cb = -(-cb // 16) * 16
-    return p, u, (0 if cb >= cout else cb), 0
+    return p, u, (0 if cb >= cout else cb), (0 if kc >= cin else kc)
 
 
 def csr_spec(
