@@ -4,6 +4,7 @@ delegate, vs stock TFLite.
 Usage::
 
     python benchmarks/cocogen_sparse_pointwise.py [--quick] [--rounds N] [--out DIR] [--only a,b]
+                                                  [--resnet50]
 
 Layers come from ``benchmarks/shapes/resnet50_1x1.txt`` (ResNet-50 v1.5 at 224×224, batch 1:
 15 distinct 1×1 shapes, stride 1 and 2, and the 2048×1000 classifier). Weights are random (He
@@ -20,12 +21,21 @@ and each keeps its minimum over N rounds (:func:`cocotune.cocogen.autotune.time_
 The delegate's counters check that the node ran in our kernel; outputs are compared.
 
 ``bound_fraction = speedup / (dense_MACs / kept_MACs)``. Network totals are Σ count × per-layer
-time. Writes ``cocogen_sparse_pointwise.json``.
+time. Writes ``cocogen_sparse_pointwise.json`` (keeping an entry not run this time).
+
+``--resnet50``: the whole ``keras.applications.ResNet50`` (random weights, 224×224, batch 1,
+logits; ``--quick``: 64×64): every 3×3 convolution projected onto 8 patterns + connectivity 3.6
+(as ``benchmarks/cocogen.py``), every 1×1 convolution and the classifier magnitude-pruned as
+above, BatchNorm statistics randomised near the identity; ``cocogen compile`` (untuned) writes
+``model.tflite`` (BatchNorm folded by the converter), run whole in the stock interpreter with and
+without the delegate. ``delegate_mac_fraction`` = dense MACs of the layers our kernels ran /
+dense MACs of every convolution and Dense layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -96,8 +106,6 @@ def one_op_model(r: dict, kernel: np.ndarray, bias: np.ndarray):
 
 
 def bench_layer(r: dict, rng, rounds: int, work: Path, log) -> dict:
-    import json
-
     fc = r["name"] == "fc"
     shape = (r["cin"], r["cout"]) if fc else (1, 1, r["cin"], r["cout"])
     k = magnitude_prune((rng.standard_normal(shape) * np.sqrt(2.0 / r["cin"])).astype(np.float32))
@@ -163,6 +171,7 @@ def bench_layer(r: dict, rng, rounds: int, work: Path, log) -> dict:
 
 
 def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = None) -> dict:
+    load_before = _loadavg()
     rng = np.random.default_rng(0)
     rows = read_shapes(quick, only)
     if not rows:
@@ -196,7 +205,135 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
         "speedup_1t_min": float(min(r["speedup_1t"] for r in out_rows)),
         "speedup_2t_min": float(min(r["speedup_2t"] for r in out_rows)),
         "max_rel_error_vs_tflite": float(max(r["max_rel_error_vs_tflite"] for r in out_rows)),
+        "loadavg_before": load_before,
+        "loadavg_after": _loadavg(),
     }
+
+
+def _resnet50_model(size: int):
+    """keras.applications.ResNet50: 3x3 convolutions pattern-projected, 1x1 convolutions and the
+    classifier magnitude-pruned (norms kept), BatchNorm randomised near the identity."""
+    import keras
+
+    from cocotune.cocogen.patterns import project_layer, select_library
+    from cocotune.cocogen.pointwise import pointwise_layers
+
+    keras.utils.set_random_seed(0)
+    m = keras.applications.ResNet50(
+        weights=None, input_shape=(size, size, 3), classes=1000, classifier_activation=None
+    )
+    convs = [l for l in m.layers if type(l).__name__ == "Conv2D" and tuple(l.kernel_size) == (3, 3)]
+    lib = select_library([l.get_weights()[0] for l in convs], 8)
+    pruned = [(l, project_layer(l.get_weights()[0], lib, RATE).kernel) for l in convs]
+    pruned += [(l, magnitude_prune(l.get_weights()[0])) for l in pointwise_layers(m)]
+    for l, p in pruned:
+        k, b = l.get_weights()
+        l.set_weights([p * np.float32(np.sqrt(np.sum(k**2) / np.sum(p**2))), b])
+    rng = np.random.default_rng(0)
+    for l in m.layers:
+        if isinstance(l, keras.layers.BatchNormalization):
+            n = l.get_weights()[0].shape[0]
+            vals = (
+                rng.uniform(0.8, 1.2, n),
+                rng.normal(0, 0.1, n),
+                rng.normal(0, 0.1, n),
+                rng.uniform(0.8, 1.2, n),
+            )
+            l.set_weights([v.astype(np.float32) for v in vals])
+    return m
+
+
+def _dense_macs(model) -> dict:
+    """Dense MACs per Conv2D / Dense layer (batch 1)."""
+    import keras
+
+    out = {}
+    for l in model.layers:
+        if isinstance(l, keras.layers.Conv2D) and type(l).__name__ == "Conv2D":
+            ho, wo = l.output.shape[1:3]
+            out[l.name] = int(l.get_weights()[0].size) * int(ho) * int(wo)
+        elif isinstance(l, keras.layers.Dense):
+            out[l.name] = int(l.get_weights()[0].size)
+    return out
+
+
+def bench_resnet50(quick: bool, rounds: int, log, work: Path) -> dict:
+    """Whole ResNet-50 with magnitude-pruned 1x1 layers (see the module docstring)."""
+    import json
+
+    size = 64 if quick else 224
+    load_before = _loadavg()
+    t0 = time.time()
+    model = _resnet50_model(size)
+    macs = _dense_macs(model)
+    model.save(work / "resnet50.keras")
+    compile_model(work / "resnet50.keras", work / "r50", tune=False, log=lambda *a: None)
+    build = work / "r50"
+    rep = json.loads((build / "build.json").read_text())
+    content = (build / dg.TFLITE_FILE).read_bytes()
+    log(f"[resnet50] {size}x{size}: compiled in {time.time() - t0:.1f} s")
+    runners, dels = {}, {}
+    for nt in (1, 2):
+        dels[nt] = dg.load(build, num_threads=nt)
+        runners[f"stock_{nt}t"] = TFLiteRunner(None, nt, content)
+        runners[f"delegate_{nt}t"] = TFLiteRunner(None, nt, content, [dels[nt]])
+    x = np.random.default_rng(1).standard_normal((1, size, size, 3)).astype(np.float32)
+    outs = {k: np.array(r(x)) for k, r in runners.items()}
+    ref = outs["stock_1t"]
+    err = max(
+        float(np.max(np.abs(outs[k] - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+        for k in runners
+        if k.startswith("delegate")
+    )
+    st = dg.stats(build, dels[1])
+    ran = [n for n, c in st["layers"].items() if c > 0]
+    ts = dict(
+        zip(
+            runners,
+            time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02),
+        )
+    )
+    rows = {r["name"]: r for r in rep["layers"]}
+
+    def frac(kinds):
+        sel = [n for n in ran if rows.get(n, {}).get("kind") in kinds]
+        return sum(macs[n] for n in sel) / sum(macs.values())
+
+    res = {
+        "model": f"keras.applications.ResNet50, random weights, {size}x{size}, batch 1, logits; "
+        f"3x3 convs: 8 patterns, connectivity {RATE}; 1x1 convs and the classifier: magnitude "
+        f"pruning, 1 in {RATE} weights kept per layer; BatchNorm folded by the converter; "
+        "cocogen compile untuned",
+        "seconds": ts,
+        "claimed_nodes": st["claimed"],
+        "compiled_by_kind": {
+            k: sum(1 for r in rep["layers"] if r["qualifies"] and r.get("kind", "3x3") == k)
+            for k in ("3x3", "pointwise", "fc", "csr_pointwise", "csr_fc")
+        },
+        "stock_layers": {
+            r["name"]: r["reason"]
+            for r in rep["layers"]
+            if not r["qualifies"] and r["type"] in ("Conv2D", "Dense")
+        },
+        "max_rel_err_vs_tflite": err,
+        "delegate_speedup_1t": ts["stock_1t"] / ts["delegate_1t"],
+        "delegate_speedup_2t": ts["stock_2t"] / ts["delegate_2t"],
+        "delegate_mac_fraction": sum(macs[n] for n in ran) / sum(macs.values()),
+        "csr_mac_fraction": frac({"csr_pointwise", "csr_fc"}),
+        "pattern_3x3_mac_fraction": frac({None}),
+        "dense_macs_total": sum(macs.values()),
+        "loadavg_before": load_before,
+        "loadavg_after": _loadavg(),
+    }
+    log(
+        f"[resnet50] stock {ts['stock_1t'] * 1e3:.1f}/{ts['stock_2t'] * 1e3:.1f} ms, +delegate "
+        f"{ts['delegate_1t'] * 1e3:.1f}/{ts['delegate_2t'] * 1e3:.1f} ms (1t/2t) -> "
+        f"x{res['delegate_speedup_1t']:.2f} / x{res['delegate_speedup_2t']:.2f}; "
+        f"{st['claimed']} nodes claimed, {res['delegate_mac_fraction']:.1%} of the dense MACs in "
+        f"our kernels ({res['csr_mac_fraction']:.1%} CSR, {res['pattern_3x3_mac_fraction']:.1%} "
+        f"3x3); err {err:.1e}"
+    )
+    return res
 
 
 def _loadavg():
@@ -214,6 +351,9 @@ def main(argv=None) -> int:
         "--out", default=str(Path(__file__).resolve().parent / "results"), help="output directory"
     )
     ap.add_argument("--only", default="", help="comma-separated layer names (default: all)")
+    ap.add_argument(
+        "--resnet50", action="store_true", help="the whole ResNet-50 instead of the layers"
+    )
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 11)
     t0 = time.time()
@@ -233,14 +373,27 @@ def main(argv=None) -> int:
         },
     }
     work = Path(tempfile.mkdtemp(prefix="cocogen_sparse_pw_"))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    path = Path(args.out) / "cocogen_sparse_pointwise.json"
     try:
-        only = {n for n in args.only.split(",") if n} or None
-        res["resnet50_1x1"] = bench(args.quick, rounds, lambda m: print(m, flush=True), work, only)
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        old = {}
+    try:
+        if args.resnet50:
+            res["resnet50_whole"] = bench_resnet50(args.quick, rounds, log, work)
+            if "resnet50_1x1" in old:
+                res["resnet50_1x1"] = old["resnet50_1x1"]
+        else:
+            only = {n for n in args.only.split(",") if n} or None
+            res["resnet50_1x1"] = bench(args.quick, rounds, log, work, only)
+            if "resnet50_whole" in old:
+                res["resnet50_whole"] = old["resnet50_whole"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = time.time() - t0
     res["machine"]["loadavg_after"] = _loadavg()
-    p = write_json(res, Path(args.out) / "cocogen_sparse_pointwise.json")
+    p = write_json(res, path)
     print(f"wrote {p}")
     return 0
 

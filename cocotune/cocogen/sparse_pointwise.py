@@ -158,15 +158,16 @@ class CsrSpec:
 def _default_tile(cin: int, cout: int, n_pixels: int) -> tuple[int, int, int, int]:
     """``(p, u, cb, kc)``: 32 or 64 pixels, whichever pads the last tile less (64 on a tie:
     fewer weight passes, 4 vectors per broadcast weight), with 4 / 3 accumulator sets (8 / 12
-    FMA chains); input channels in chunks whose staging is 32 KiB (L1); channel blocks so a
-    small image still gives about 8 work items (2 threads), in multiples of 16. Measured on
+    FMA chains); input channels in chunks whose staging is 32 KiB (L1); channel blocks (at most 4:
+    each restages the tile) so a small image still gives about 8 work items (2 threads), in
+    multiples of 16. Measured on
     ResNet-50's 1×1 shapes (``benchmarks/cocogen_sparse_pointwise.py``)."""
     pad = {p: -(-n_pixels // p) * p for p in (64, 32)}
     p = 64 if pad[64] <= pad[32] else 32
     u = 3 if p == 64 else 4
     kc = 8192 // p
     tiles = -(-n_pixels // p)
-    want_blocks = max(1, -(-8 // tiles))
+    want_blocks = min(4, max(1, -(-8 // tiles)))  # each block restages its tile
     cb = -(-cout // want_blocks)
     cb = -(-cb // 16) * 16
     return p, u, (0 if cb >= cout else cb), (0 if kc >= cin else kc)
@@ -242,6 +243,12 @@ def csr_context(spec: CsrSpec) -> dict:
         "relu": spec.relu,
         "P": spec.p,
         "nv": spec.p // 16,
+        # the last tile's vectors when it is narrower (its own row function)
+        "nv_tail": (
+            (-(-(spec.n_pixels % spec.p) // 16) if spec.n_pixels % spec.p else 0)
+            if -(-(spec.n_pixels % spec.p) // 16) < spec.p // 16
+            else 0
+        ),
         "u": spec.u,
         "cb": spec.block,
         "n_cb": spec.n_blocks,
