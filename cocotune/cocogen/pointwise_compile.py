@@ -42,9 +42,9 @@ from cocotune.cocogen.pointwise_storage import PWBLayer, encode_pointwise
 from cocotune.cocogen.sparse_pointwise import (
     CsrSpec,
     csr_context,
-    csr_data,
     csr_spec,
     density_reason,
+    spec_data,
 )
 
 __all__ = [
@@ -305,7 +305,7 @@ def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec | CsrSpec, lib=None) -
     if isinstance(spec, CsrSpec):
         if m.size >= 1 << 24:
             raise CocogenError(f"a {m.shape[0]}x{m.shape[1]} filter is too large for the delegate")
-        data = csr_data(m, None, spec.chunk)
+        data = spec_data(spec, m)
         return {
             "spec": spec,
             "kind": 1,

@@ -43,6 +43,7 @@ __all__ = [
     "CsrSpec",
     "CsrData",
     "csr_data",
+    "spec_data",
     "csr_spec",
     "csr_context",
     "render_csr",
@@ -56,6 +57,7 @@ __all__ = [
 TEMPLATE = "pointwise_csr.c.j2"
 CSR_MAX_DENSITY = 0.5
 _STAGE_MAX_FLOATS = 32768  # the staging tile lives on the stack: at most 128 KiB
+FC_CHUNK = 32  # a fully connected kernel's input chunk: one two-register permute
 _ACC_MAX_FLOATS = 32768  # and so do a chunked kernel's results: at most 128 KiB
 
 
@@ -119,8 +121,10 @@ class CsrSpec:
 
     @property
     def chunk(self) -> int:
-        """Input channels per chunk (the fully connected kernel has one chunk)."""
-        return self.cin if self.fc or not self.kc else min(self.kc, self.cin)
+        """Input channels per chunk (the fully connected kernel: 32, two vector registers)."""
+        if self.fc:
+            return FC_CHUNK
+        return self.cin if not self.kc else min(self.kc, self.cin)
 
     @property
     def n_chunks(self) -> int:
@@ -305,15 +309,21 @@ class CsrData:
     g: np.ndarray
     reorder: np.ndarray
     bias: np.ndarray
+    row_major: bool = False
+    chunk: int = 0
 
     @property
     def nnz(self) -> int:
         return int(self.gather.size)
 
 
-def csr_data(kernel: np.ndarray, bias: np.ndarray | None = None, chunk: int = 0) -> CsrData:
+def csr_data(
+    kernel: np.ndarray, bias: np.ndarray | None = None, chunk: int = 0, row_major: bool = False
+) -> CsrData:
     """CSR of a Dense ``(Cin, Cout)`` / 1×1 ``(1, 1, Cin, Cout)`` kernel (zeros = pruned), in
-    input-channel chunks of ``chunk`` (0: one chunk; :attr:`CsrSpec.chunk`)."""
+    input-channel chunks of ``chunk`` (0: one chunk; :attr:`CsrSpec.chunk`). Segments in chunk
+    order, each chunk's rows in turn (the 1×1 kernels), or ``row_major``: each row's chunks in
+    turn (the fully connected kernel, ``spec.fc``)."""
     m = np.asarray(matrix_of(kernel), np.float32)
     cin, cout = m.shape
     chunk = chunk or cin
@@ -321,7 +331,7 @@ def csr_data(kernel: np.ndarray, bias: np.ndarray | None = None, chunk: int = 0)
     t = np.ascontiguousarray(m.T)  # [Cout][Cin], TFLite's filter layout
     flat = np.flatnonzero(t.reshape(-1) != 0)  # row-major: rows (f) then channels ascending
     rows, chans = flat // cin, flat % cin
-    seg = (chans // chunk) * cout + rows
+    seg = rows * n_chunks + chans // chunk if row_major else (chans // chunk) * cout + rows
     order = np.argsort(seg, kind="stable")  # chunk-major, then row, then channel
     flat, seg, chans = flat[order], seg[order], chans[order]
     g = np.zeros(n_chunks * cout + 1, np.int64)
@@ -335,8 +345,15 @@ def csr_data(kernel: np.ndarray, bias: np.ndarray | None = None, chunk: int = 0)
         idx=(chans % chunk).astype(np.int32),
         g=g.astype(np.int32),
         reorder=np.arange(n_chunks * cout, dtype=np.int32),
+        row_major=row_major,
+        chunk=chunk,
         bias=(np.zeros(cout, np.float32) if bias is None else np.asarray(bias, np.float32).copy()),
     )
+
+
+def spec_data(spec: CsrSpec, kernel: np.ndarray, bias: np.ndarray | None = None) -> CsrData:
+    """:func:`csr_data` in the layout ``spec``'s kernel reads."""
+    return csr_data(kernel, bias, spec.chunk, row_major=spec.fc)
 
 
 class CsrKernel:
@@ -344,10 +361,8 @@ class CsrKernel:
     chunk with :meth:`part`."""
 
     def __init__(self, lib: ctypes.CDLL, spec: CsrSpec, data: CsrData) -> None:
-        if data.g.size != spec.n_chunks * spec.cout + 1:
-            raise ValueError(
-                f"{spec.name}: the data is not in {spec.n_chunks} input-channel chunks"
-            )
+        if (data.chunk, data.row_major) != (spec.chunk, spec.fc):
+            raise ValueError(f"{spec.name}: the data is not in this kernel's layout (spec_data)")
         self.spec = spec
         self.data = data
         self.fn = getattr(lib, spec.name)

@@ -19,8 +19,8 @@ from cocotune.cocogen import delegate as dg
 from cocotune.cocogen.sparse_pointwise import (
     CsrKernel,
     build_csr,
-    csr_data,
     csr_spec,
+    spec_data,
     with_tile,
 )
 
@@ -57,8 +57,10 @@ def test_kernels_match_numpy(tmp_path):
         k[:, :, :, 3] = 0  # an empty row
         specs += group
         cases.append((group, k, rng.standard_normal(cout).astype(np.float32)))
-    fc = csr_spec(50, 21, fc=True, relu=True, index=9)
-    specs.append(fc)
+    # fully connected: 32-channel segments, some longer than 16 (keep 0.7), a padded last chunk
+    fcs = [(csr_spec(50, 21, fc=True, relu=True, index=9), 1 / 3.6)]
+    fcs.append((csr_spec(100, 17, fc=True, index=10), 0.7))
+    specs += [s for s, _ in fcs]
     lib = build_csr(specs, tmp_path)
     for group, k, b in cases:
         s0 = group[0]
@@ -66,7 +68,7 @@ def test_kernels_match_numpy(tmp_path):
         want = x[:: s0.stride, :: s0.stride].reshape(-1, s0.cin) @ k.reshape(s0.cin, s0.cout) + b
         want = (np.maximum(want, 0) if s0.relu else want).reshape(s0.ho, s0.wo, s0.cout)
         for s in group:
-            kern = CsrKernel(lib, s, csr_data(k, b, s.chunk))
+            kern = CsrKernel(lib, s, spec_data(s, k, b))
             assert rel_err(kern(x), want) <= 1e-5, s.name
             # the delegate's chunks: (pixel range, channel block) in any order, same result
             out = np.full(kern.out_shape, np.nan, np.float32)
@@ -74,11 +76,18 @@ def test_kernels_match_numpy(tmp_path):
                 for p0 in range(0, s.n_pixels, s.p):
                     kern.part(x, out, p0, min(s.n_pixels, p0 + s.p), gi)
             assert rel_err(out, want) <= 1e-5, s.name
-    k = _magnitude_prune(rng.standard_normal((50, 21)).astype(np.float32))
-    b = rng.standard_normal(21).astype(np.float32)
-    x = rng.standard_normal(50).astype(np.float32)
-    kern = CsrKernel(lib, fc, csr_data(k, b))
-    assert rel_err(kern(x), np.maximum(x @ k + b, 0)) <= 1e-5
+    for fc, keep in fcs:
+        k = _magnitude_prune(rng.standard_normal((fc.cin, fc.cout)).astype(np.float32), keep)
+        b = rng.standard_normal(fc.cout).astype(np.float32)
+        x = rng.standard_normal(fc.cin).astype(np.float32)
+        want = x @ k + b
+        want = np.maximum(want, 0) if fc.relu else want
+        kern = CsrKernel(lib, fc, spec_data(fc, k, b))
+        assert rel_err(kern(x), want) <= 1e-5
+        out = np.full(fc.cout, np.nan, np.float32)
+        for gi in range(fc.n_blocks):  # the delegate's items: blocks of output channels
+            kern.part(x, out, 0, 1, gi)
+        assert rel_err(out, want) <= 1e-5
 
 
 def _model(seed=0, other_support=False):
