@@ -57,6 +57,7 @@ __all__ = [
 TEMPLATE = "pointwise_csr.c.j2"
 CSR_MAX_DENSITY = 0.5
 _STAGE_MAX_FLOATS = 32768  # the staging tile lives on the stack: at most 128 KiB
+PAD = 32  # zero entries past the end of w and idx (COCOGEN_PW_PAD in the delegate)
 FC_CHUNK = 32  # a fully connected kernel's input chunk: one two-register permute
 _ACC_MAX_FLOATS = 32768  # and so do a chunked kernel's results: at most 128 KiB
 
@@ -337,7 +338,8 @@ def csr_data(
     g = np.zeros(n_chunks * cout + 1, np.int64)
     np.add.at(g, seg + 1, 1)
     g = np.cumsum(g)
-    w = aligned_empty(max(1, flat.size))
+    w = aligned_empty(flat.size + PAD)  # the delegate pads likewise (COCOGEN_PW_PAD)
+    w[:] = 0
     w[: flat.size] = t.reshape(-1)[flat]
     return CsrData(
         gather=flat.astype(np.int32),
@@ -371,9 +373,12 @@ class CsrKernel:
         self.part_fn = getattr(lib, spec.name + "_part")
         self.part_fn.restype = None
         self.part_fn.argtypes = [ctypes.c_void_p] * 7 + [ctypes.c_int] * 3
+        # as the delegate: PAD zero entries past the indices (the fully connected kernel loads
+        # whole vectors from a segment's start)
+        self._idx = np.concatenate([data.idx, np.zeros(PAD, np.int32)])
         self._ptrs = [
             data.w.ctypes.data,
-            data.idx.ctypes.data if data.idx.size else None,
+            self._idx.ctypes.data,
             data.g.ctypes.data,
             data.reorder.ctypes.data,
             data.bias.ctypes.data,
