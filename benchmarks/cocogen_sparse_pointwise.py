@@ -4,7 +4,7 @@ delegate, vs stock TFLite.
 Usage::
 
     python benchmarks/cocogen_sparse_pointwise.py [--quick] [--rounds N] [--out DIR] [--only a,b]
-                                                  [--resnet50]
+                                                  [--resnet50] [--tune]
 
 Layers come from ``benchmarks/shapes/resnet50_1x1.txt`` (ResNet-50 v1.5 at 224×224, batch 1:
 15 distinct 1×1 shapes, stride 1 and 2, and the 2048×1000 classifier). Weights are random (He
@@ -13,7 +13,8 @@ normal) with a random bias, pruned **weight by weight** by magnitude (the larges
 (input channel × 16 filters) block keeps a weight, so only the CSR kind can take them.
 
 Each layer is a one-op Keras model compiled by ``cocotune cocogen compile`` (untuned: the
-default tile of :func:`cocotune.cocogen.sparse_pointwise.csr_spec`); its ``model.tflite`` runs
+default tile of :func:`cocotune.cocogen.sparse_pointwise.csr_spec`; ``--tune``: the tile
+autotuned at 1 thread among :func:`cocotune.cocogen.sparse_pointwise.candidate_tiles`); its ``model.tflite`` runs
 in the stock ``tf.lite.Interpreter`` with our delegate and without it (XNNPACK, which multiplies
 the zeros), at 1 and 2 threads (``num_threads`` of both). Method: per layer, the four are timed
 interleaved (one sample of each in turn, each sample enough back-to-back invokes to last ~2 ms)
@@ -105,7 +106,7 @@ def one_op_model(r: dict, kernel: np.ndarray, bias: np.ndarray):
     return m
 
 
-def bench_layer(r: dict, rng, rounds: int, work: Path, log) -> dict:
+def bench_layer(r: dict, rng, rounds: int, work: Path, log, tune: bool = False) -> dict:
     fc = r["name"] == "fc"
     shape = (r["cin"], r["cout"]) if fc else (1, 1, r["cin"], r["cout"])
     k = magnitude_prune((rng.standard_normal(shape) * np.sqrt(2.0 / r["cin"])).astype(np.float32))
@@ -114,7 +115,7 @@ def bench_layer(r: dict, rng, rounds: int, work: Path, log) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     one_op_model(r, k, b).save(d / "src.keras")
     t = time.perf_counter()
-    compile_model(d / "src.keras", d / "build", tune=False, log=lambda *a: None)
+    compile_model(d / "src.keras", d / "build", tune=tune, log=lambda *a: None)
     compile_s = time.perf_counter() - t
     build = d / "build"
     row = next(x for x in json.loads((build / "build.json").read_text())["layers"])
@@ -170,13 +171,15 @@ def bench_layer(r: dict, rng, rounds: int, work: Path, log) -> dict:
     return res
 
 
-def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = None) -> dict:
+def bench(
+    quick: bool, rounds: int, log, work: Path, only: set[str] | None = None, tune: bool = False
+) -> dict:
     load_before = _loadavg()
     rng = np.random.default_rng(0)
     rows = read_shapes(quick, only)
     if not rows:
         raise SystemExit(f"no layer of {SHAPES.name} is named {sorted(only or ())}")
-    out_rows = [bench_layer(r, rng, rounds, work, log) for r in rows]
+    out_rows = [bench_layer(r, rng, rounds, work, log, tune) for r in rows]
     totals = {}
     conv = {r["name"] for r in out_rows if r["name"] != "fc"}
     for label, names in (("conv1x1", conv), ("conv1x1_and_fc", None)):
@@ -200,6 +203,7 @@ def bench(quick: bool, rounds: int, log, work: Path, only: set[str] | None = Non
             f"x{totals[label]['speedup_1t']:.2f} / x{totals[label]['speedup_2t']:.2f}"
         )
     return {
+        "tuned": tune,
         "layers": out_rows,
         "totals": totals,
         "speedup_1t_min": float(min(r["speedup_1t"] for r in out_rows)),
@@ -354,6 +358,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--resnet50", action="store_true", help="the whole ResNet-50 instead of the layers"
     )
+    ap.add_argument("--tune", action="store_true", help="autotune the layers' tiles (1 thread)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 11)
     t0 = time.time()
@@ -386,7 +391,7 @@ def main(argv=None) -> int:
                 res["resnet50_1x1"] = old["resnet50_1x1"]
         else:
             only = {n for n in args.only.split(",") if n} or None
-            res["resnet50_1x1"] = bench(args.quick, rounds, log, work, only)
+            res["resnet50_1x1"] = bench(args.quick, rounds, log, work, only, args.tune)
             if "resnet50_whole" in old:
                 res["resnet50_whole"] = old["resnet50_whole"]
     finally:

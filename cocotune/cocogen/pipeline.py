@@ -249,20 +249,27 @@ def compile_model(
 
 def _tune_pointwise(pw_specs, tuned, threads, native):
     """Autotune the pointwise kernels (one library, interleaved timing); fills ``tuned``."""
-    block = [(v, s) for v, s in pw_specs if v.kind == "block"]  # CSR kernels: default tile
-    if not block:
-        return pw_specs
-    from cocotune.cocogen.pointwise_runtime import tune_pointwise
+    block = [(v, s) for v, s in pw_specs if v.kind == "block"]
+    csr = [(v, s) for v, s in pw_specs if v.kind == "csr"]
+    if block:
+        from cocotune.cocogen.pointwise_runtime import tune_pointwise
 
-    with tempfile.TemporaryDirectory(prefix="cocogen_tune_pw_") as tmp:
-        res = tune_pointwise(
-            [(s, encode_pointwise(v.kernel, v.bias)) for v, s in block],
-            tmp,
-            nthreads=threads,
-            native=native,
-        )
-    for (v, _), r in zip(block, res):
-        tuned[v.name] = r
+        with tempfile.TemporaryDirectory(prefix="cocogen_tune_pw_") as tmp:
+            res = tune_pointwise(
+                [(s, encode_pointwise(v.kernel, v.bias)) for v, s in block],
+                tmp,
+                nthreads=threads,
+                native=native,
+            )
+        for (v, _), r in zip(block, res):
+            tuned[v.name] = r
+    if csr:  # 1 thread: the delegate splits a node into (pixel chunk, channel block) items
+        from cocotune.cocogen.sparse_pointwise import tune_csr
+
+        with tempfile.TemporaryDirectory(prefix="cocogen_tune_csr_") as tmp:
+            res = tune_csr([(s, v.kernel, v.bias) for v, s in csr], tmp, native=native)
+        for (v, _), r in zip(csr, res):
+            tuned[v.name] = r
     return [(v, tuned[v.name].best if v.name in tuned else s) for v, s in pw_specs]
 
 
@@ -278,6 +285,8 @@ def _pointwise_row(v, spec_of, delegate_info, tuned, out) -> dict:
         row.update(pwc.csr_report(v, s))
         if delegate_info is not None:
             row["support_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
+        if v.name in tuned:
+            row["tuning_seconds"] = tuned[v.name].times
         return row
     layer = encode_pointwise(v.kernel, v.bias, s.group)
     fname = f"{_safe(v.name)}.pwb"

@@ -51,6 +51,9 @@ __all__ = [
     "build_csr",
     "CsrKernel",
     "with_tile",
+    "candidate_tiles",
+    "CsrTuneResult",
+    "tune_csr",
     "density_reason",
 ]
 
@@ -408,6 +411,53 @@ class CsrKernel:
         out = self._check(x, out)
         self.part_fn(x.ctypes.data, out.ctypes.data, *self._ptrs, int(p0), int(p1), int(gi))
         return out
+
+
+def candidate_tiles(spec: CsrSpec, limit: int = 4) -> list[CsrSpec]:
+    """Tilings worth timing for ``spec`` (the default first): 32 or 64 pixels, input channels
+    in one chunk or in chunks of 32 KiB staging."""
+    if spec.fc:
+        return [spec]
+    out = [spec]
+    for p, u, kc in ((32, 4, 256), (64, 3, 128), (32, 4, 0), (64, 2, 128)):
+        try:
+            out.append(with_tile(spec, p, u, kc))
+        except ValueError:  # the staging tile would not fit the stack
+            continue
+    uniq = list({s.name: s for s in out}.values())
+    return uniq[:limit]
+
+
+@dataclass
+class CsrTuneResult:
+    best: CsrSpec
+    times: dict[str, float]  # kernel name -> seconds per call
+
+
+def tune_csr(
+    items: list[tuple[CsrSpec, np.ndarray, np.ndarray | None]],
+    work_dir: str | Path,
+    rounds: int = 5,
+    native: bool = True,
+) -> list[CsrTuneResult]:
+    """For each ``(spec, kernel, bias)``, time the candidate tilings on one thread (one library,
+    interleaved min-of-rounds timing, :func:`cocotune.cocogen.autotune.time_interleaved`) and
+    keep the fastest."""
+    from cocotune.cocogen.autotune import time_interleaved
+
+    cands = [candidate_tiles(spec) for spec, _, _ in items]
+    lib = build_csr([s for g in cands for s in g], work_dir, "libcocogen_csr_tune.so", native)
+    rng = np.random.default_rng(0)
+    results = []
+    for group, (spec, kernel, bias) in zip(cands, items):
+        x = rng.standard_normal(spec.h * spec.w * spec.cin).astype(np.float32)
+        ks = [CsrKernel(lib, s, spec_data(s, kernel, bias)) for s in group]
+        outs = [np.empty(k.out_shape, np.float32) for k in ks]
+        fns = [(lambda k=k, o=o, x=x: k(x, o)) for k, o in zip(ks, outs)]
+        times = time_interleaved(fns, rounds)
+        i = int(np.argmin(times))
+        results.append(CsrTuneResult(group[i], {s.name: t for s, t in zip(group, times)}))
+    return results
 
 
 def build_csr(

@@ -238,3 +238,32 @@ def test_asan_build():
     tail = (r.stdout + r.stderr)[-3000:]
     assert r.returncode == 0, tail
     assert "AddressSanitizer" not in r.stderr, tail
+
+
+@pytest.mark.slow
+def test_tuned_compile(tmp_path):
+    """`compile` with tuning times the CSR candidates and keeps one; the delegate runs it."""
+    import keras
+
+    from cocotune.cocogen.pipeline import compile_model
+
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((10, 10, 32))
+    x = keras.layers.Conv2D(48, 1, activation="relu", name="sp")(inp)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    m = keras.Model(inp, keras.layers.Dense(10, name="fc")(x))
+    for n in ("sp", "fc"):
+        w = m.get_layer(n).get_weights()
+        m.get_layer(n).set_weights([_magnitude_prune(w[0]), w[1] + 0.1])
+    m.save(tmp_path / "src.keras")
+    compile_model(tmp_path / "src.keras", tmp_path / "b", tune=True, log=lambda *a: None)
+    rows = {r["name"]: r for r in json.loads((tmp_path / "b" / "build.json").read_text())["layers"]}
+    times = rows["sp"]["tuning_seconds"]
+    assert len(times) >= 2 and rows["sp"]["kernel"] == min(times, key=times.get)
+    d = dg.load(tmp_path / "b")
+    it, ref = _interp(tmp_path / "b" / dg.TFLITE_FILE, [d]), _interp(
+        tmp_path / "b" / dg.TFLITE_FILE
+    )
+    x = _inputs(it, 1)
+    assert rel_err(_run(it, x), _run(ref, x)) <= 1e-5
+    assert dg.stats(tmp_path / "b", d)["layers"] == {"sp": 1, "fc": 1}
