@@ -22,7 +22,8 @@ and each keeps its minimum over N rounds (:func:`cocotune.cocogen.autotune.time_
 The delegate's counters check that the node ran in our kernel; outputs are compared.
 
 ``bound_fraction = speedup / (dense_MACs / kept_MACs)``. Network totals are Σ count × per-layer
-time. Writes ``cocogen_sparse_pointwise.json`` (keeping an entry not run this time).
+time. Writes ``cocogen_sparse_pointwise.json`` (``resnet50_1x1``; ``resnet50_1x1_tuned`` with
+``--tune``; ``resnet50_whole``; entries not run this time are kept).
 
 ``--resnet50``: the whole ``keras.applications.ResNet50`` (random weights, 224×224, batch 1,
 logits; ``--quick``: 64×64): every 3×3 convolution projected onto 8 patterns + connectivity 3.6
@@ -387,13 +388,13 @@ def main(argv=None) -> int:
     try:
         if args.resnet50:
             res["resnet50_whole"] = bench_resnet50(args.quick, rounds, log, work)
-            if "resnet50_1x1" in old:
-                res["resnet50_1x1"] = old["resnet50_1x1"]
         else:
             only = {n for n in args.only.split(",") if n} or None
-            res["resnet50_1x1"] = bench(args.quick, rounds, log, work, only, args.tune)
-            if "resnet50_whole" in old:
-                res["resnet50_whole"] = old["resnet50_whole"]
+            key = "resnet50_1x1_tuned" if args.tune else "resnet50_1x1"
+            res[key] = bench(args.quick, rounds, log, work, only, args.tune)
+        for key in ("resnet50_whole", "resnet50_1x1", "resnet50_1x1_tuned"):
+            if key not in res and key in old:  # entries not run this time are kept
+                res[key] = old[key]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = time.time() - t0
