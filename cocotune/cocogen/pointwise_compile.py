@@ -305,7 +305,7 @@ def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec | CsrSpec, lib=None) -
     if isinstance(spec, CsrSpec):
         if m.size >= 1 << 24:
             raise CocogenError(f"a {m.shape[0]}x{m.shape[1]} filter is too large for the delegate")
-        data = spec_data(spec, m)
+        csr = spec_data(spec, m)
         return {
             "spec": spec,
             "kind": 1,
@@ -313,12 +313,12 @@ def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec | CsrSpec, lib=None) -
             "layer": v.name,
             "hash": support_fnv1a64(m, lib),
             "nnz": int(np.count_nonzero(m)),
-            "gather": data.gather,
-            "data": data,
-            "n_w": int(data.gather.size),
-            "n_idx": int(data.idx.size),
-            "n_g": int(data.g.size),
-            "n_reorder": int(data.reorder.size),
+            "gather": csr.gather,
+            "data": csr,
+            "n_w": int(csr.gather.size),
+            "n_idx": int(csr.idx.size),
+            "n_g": int(csr.g.size),
+            "n_reorder": int(csr.reorder.size),
         }
     gather, data = gather_index(spec, m)
     return {
