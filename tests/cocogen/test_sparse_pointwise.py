@@ -3,9 +3,10 @@ through the delegate on a BatchNorm network pruned weight by weight (magnitude, 
 ``prune_low_magnitude``), so nearly every 16-filter block keeps a weight and the block kind
 cannot take it.
 
-Network (12×12×8 input): 1×1 conv + BatchNorm + ReLU (stride 1), a stride-2 1×1 conv with a
-fused ReLU, a stride-2 shortcut 1×1 conv + BatchNorm into an Add, a dense (unpruned) 1×1 conv
-that stays with the stock runtime, global pooling, a hidden Dense with ReLU and the classifier;
+Network (12×12×8 input): a dense (unpruned) 1×1 conv that stays with the stock runtime, 1×1
+conv + BatchNorm + ReLU (stride 1), a stride-2 1×1 conv with a fused ReLU, a stride-2 shortcut
+1×1 conv + BatchNorm into an Add, a Dense on 4-D activations, global pooling, a hidden Dense
+with ReLU and the classifier;
 every pruned layer keeps 1 weight in 3.6.
 """
 
@@ -28,7 +29,7 @@ from .conftest import rel_err
 from .test_batchnorm import _randomise_bn
 from .test_delegate import ASAN, ROOT, _compile, _count_candidates, _inputs, _interp, _run
 
-SPARSE = ("sp1", "sp2s2", "sp_sc", "fc1", "logits")
+SPARSE = ("sp1", "sp2s2", "sp_sc", "fc4d", "fc1", "logits")
 
 
 def _magnitude_prune(k: np.ndarray, keep: float = 1 / 3.6) -> np.ndarray:
@@ -106,6 +107,7 @@ def _model(seed=0, other_support=False):
     z = L.Conv2D(32, 1, strides=2, name="sp_sc")(x)
     z = L.BatchNormalization(name="bn_sc")(z)
     y = L.Add(name="add")([y, z])
+    y = L.Dense(20, name="fc4d")(y)  # on 4-D activations: FULLY_CONNECTED with keep_num_dims
     g = L.GlobalAveragePooling2D(name="gap")(y)
     h = L.Dense(48, activation="relu", name="fc1")(g)
     m = keras.Model(inp, L.Dense(10, name="logits")(h))
@@ -137,7 +139,7 @@ def test_report_lists_csr_kernels(sp_build):
         assert r["kind"] == ("csr_pointwise" if n.startswith("sp") else "csr_fc")
         assert 0.25 < r["density"] < 0.3 and 3.3 < r["macs_dense"] / r["macs_pruned"] < 4
     assert rows["sp2s2"]["spec"]["stride"] == 2 and rows["sp_sc"]["spec"]["stride"] == 2
-    assert [rows[n]["fused_relu"] for n in SPARSE] == [True, True, False, True, False]
+    assert [rows[n]["fused_relu"] for n in SPARSE] == [True, True, False, False, True, False]
     stem = rows["stem"]
     assert (
         not stem["qualifies"] and "too dense for the unstructured-sparse kernel" in stem["reason"]
