@@ -16,6 +16,10 @@ the NHWC output. The vector runs over pixels, so every FMA lane is useful whatev
 pattern. Work items for the delegate's thread pool are (pixel chunk, block of ``cb`` output
 channels).
 
+Stack: a call keeps its staging tile (at most 128 KiB; 32 KiB with the default tiles) and, with
+input-channel chunks, its per-channel results (at most 128 KiB) on the calling thread's stack —
+fine for glibc's default thread stacks (8 MiB), not for 128 KiB ones (musl).
+
 Fully connected (one pixel): a sparse matrix × vector product, per output channel a gathered dot
 product (AVX-512 gathers, 2 accumulators).
 
