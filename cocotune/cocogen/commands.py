@@ -279,6 +279,11 @@ def cmd_compile(args) -> int:
                 f"{row['name']:>16}: {row['kernel']}  ({row['distinct_patterns']} pattern(s) "
                 "over groups of 16 channels, 4 of 9 taps; delegate only)"
             )
+        elif row["qualifies"] and row.get("kind") in ("csr_pointwise", "csr_fc"):
+            print(
+                f"{row['name']:>16}: {row['kernel']}  ({row['density']:.0%} of its weights, "
+                f"unstructured sparse; delegate only)"
+            )
         elif row["qualifies"]:
             print(
                 f"{row['name']:>16}: {row['kernel']}  ({row['kernels_kept']}/{row['kernels_total']} kernels, "

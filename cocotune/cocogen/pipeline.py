@@ -16,9 +16,10 @@ Build directory::
                               (cocotune.cocogen.delegate), with cocogen_weights.bin (3x3) and
                               cocogen_pw_weights.bin (1x1 / fully connected)
 
-Block-pruned 1×1 convolutions and Dense layers (:mod:`cocotune.cocogen.pointwise_compile`) get
-NHWC pointwise kernels that only the delegate runs (``kind`` "pointwise" / "fc" in
-``build.json``; the ctypes :class:`Build` runs those layers with Keras).
+Pruned 1×1 convolutions and Dense layers (:mod:`cocotune.cocogen.pointwise_compile`) get NHWC
+pointwise kernels that only the delegate runs (``kind`` "pointwise" / "fc" in ``build.json`` for
+block-pruned ones, "csr_pointwise" / "csr_fc" for ones pruned weight by weight; the ctypes
+:class:`Build` runs those layers with Keras).
 """
 
 from __future__ import annotations
@@ -189,11 +190,7 @@ def compile_model(
         dw_specs = _tune_depthwise(dw_specs, tuned, threads, native)
     files = render_library([s for _, s in specs], source=Path(model_path).name)
     if pw_specs:
-        from cocotune.cocogen.emit_pointwise import render_pointwise_library
-
-        files.update(
-            render_pointwise_library([s for _, s in pw_specs], source=Path(model_path).name)
-        )
+        files.update(pwc.render_sources([s for _, s in pw_specs], source=Path(model_path).name))
     if dw_specs:
         from cocotune.cocogen.emit_depthwise import render_depthwise_library
 
@@ -277,20 +274,28 @@ def compile_model(
 
 def _tune_pointwise(pw_specs, tuned, threads, native):
     """Autotune the pointwise kernels (one library, interleaved timing); fills ``tuned``."""
-    if not pw_specs:
-        return pw_specs
-    from cocotune.cocogen.pointwise_runtime import tune_pointwise
+    block = [(v, s) for v, s in pw_specs if v.kind == "block"]
+    csr = [(v, s) for v, s in pw_specs if v.kind == "csr"]
+    if block:
+        from cocotune.cocogen.pointwise_runtime import tune_pointwise
 
-    with tempfile.TemporaryDirectory(prefix="cocogen_tune_pw_") as tmp:
-        res = tune_pointwise(
-            [(s, encode_pointwise(v.kernel, v.bias)) for v, s in pw_specs],
-            tmp,
-            nthreads=threads,
-            native=native,
-        )
-    for (v, _), r in zip(pw_specs, res):
-        tuned[v.name] = r
-    return [(v, r.best) for (v, _), r in zip(pw_specs, res)]
+        with tempfile.TemporaryDirectory(prefix="cocogen_tune_pw_") as tmp:
+            res = tune_pointwise(
+                [(s, encode_pointwise(v.kernel, v.bias)) for v, s in block],
+                tmp,
+                nthreads=threads,
+                native=native,
+            )
+        for (v, _), r in zip(block, res):
+            tuned[v.name] = r
+    if csr:  # 1 thread: the delegate splits a node into (pixel chunk, channel block) items
+        from cocotune.cocogen.sparse_pointwise import tune_csr
+
+        with tempfile.TemporaryDirectory(prefix="cocogen_tune_csr_") as tmp:
+            res = tune_csr([(s, v.kernel, v.bias) for v, s in csr], tmp, native=native)
+        for (v, _), r in zip(csr, res):
+            tuned[v.name] = r
+    return [(v, tuned[v.name].best if v.name in tuned else s) for v, s in pw_specs]
 
 
 def _tune_depthwise(dw_specs, tuned, threads, native):
@@ -316,6 +321,13 @@ def _pointwise_row(v, spec_of, delegate_info, tuned, out) -> dict:
         row["reason"] = v.reason
         return row
     s = spec_of[v.name]
+    if v.kind == "csr":
+        row.update(pwc.csr_report(v, s))
+        if delegate_info is not None:
+            row["support_fnv1a64"] = f"{delegate_info['hashes'][v.name]:016x}"
+        if v.name in tuned:
+            row["tuning_seconds"] = tuned[v.name].times
+        return row
     layer = encode_pointwise(v.kernel, v.bias, s.group)
     fname = f"{_safe(v.name)}.pwb"
     write_pwb(layer, out / fname)

@@ -1,11 +1,13 @@
-"""``cocogen compile`` for block-pruned 1×1 convolutions and fully connected layers: which layers
-get a generated pointwise kernel (read from their zeros), and the delegate's artefacts for them.
+"""``cocogen compile`` for pruned 1×1 convolutions and fully connected layers: which layers get a
+generated pointwise kernel (read from their zeros), of which kind, and the delegate's artefacts.
 
 A ``Conv2D`` with a 1×1 kernel (equal strides 1 or 2, no dilation, one group, channels_last,
 static input shape) or a ``Dense`` layer (2-D kernel) qualifies when its activation is linear or
-ReLU and its kernel is block-pruned (:func:`cocotune.cocogen.pointwise.infer_blocks`: at most
-half of its (input channel × 16 filters) blocks non-zero); a dense one stays with the stock
-runtime, listed in ``build.json`` with the reason.
+ReLU and its kernel is pruned. Kind, per layer: ``block`` when it is block-pruned
+(:func:`cocotune.cocogen.pointwise.infer_blocks`: at most half of its (input channel × 16
+filters) blocks non-zero); else ``csr`` (:mod:`cocotune.cocogen.sparse_pointwise`, pruned weight
+by weight, e.g. by magnitude) when at most ``CSR_MAX_DENSITY`` (half) of its weights are
+non-zero; a denser one stays with the stock runtime, listed in ``build.json`` with the reason.
 
 ReLU: the converter fuses a ReLU that follows a convolution, directly or through a BatchNorm it
 folds, into the CONV_2D / FULLY_CONNECTED node. A linear layer whose only consumer is a plain
@@ -16,7 +18,8 @@ it when the node has one, so a wrong guess costs speed, never correctness.
 Delegate artefacts (see ``codegen_templates/c/delegate_pointwise.c.j2``): the descriptor table
 ``delegate_pw_table.c``, the header ``cocogen_delegate_pw.h`` and ``cocogen_pw_weights.bin``
 (per layer: support hash, ``gather`` = the [Cout][Cin] filter index of each kernel weight, and
-the PWB ``idx``, ``g``, ``reorder`` arrays). TFLite stores a 1×1 CONV_2D filter as
+the PWB ``idx``, ``g``, ``reorder`` arrays; for the CSR kind ``idx`` = each non-zero's input
+channel, ``g`` = the row pointers, ``reorder`` = identity: the same file format). TFLite stores a 1×1 CONV_2D filter as
 ``[Cout][1][1][Cin]`` and a FULLY_CONNECTED one as ``[Cout][Cin]``: the same bytes, the
 transpose of our ``(Cin, Cout)`` matrix.
 """
@@ -36,6 +39,13 @@ from cocotune.cocogen.model import _input_shape, keras_activation
 from cocotune.cocogen.pointwise import infer_blocks, matrix_of
 from cocotune.cocogen.pointwise_runtime import PointwiseData, pointwise_data, spec_for
 from cocotune.cocogen.pointwise_storage import PWBLayer, encode_pointwise
+from cocotune.cocogen.sparse_pointwise import (
+    CsrSpec,
+    csr_context,
+    csr_spec,
+    density_reason,
+    spec_data,
+)
 
 __all__ = [
     "PointwiseVerdict",
@@ -46,6 +56,8 @@ __all__ = [
     "delegate_row",
     "write_weights",
     "render_table",
+    "render_sources",
+    "csr_report",
     "headers",
     "PW_WEIGHTS_FILE",
 ]
@@ -69,7 +81,8 @@ class PointwiseVerdict:
     relu: bool = False
     kernel: np.ndarray | None = None  # Keras layout
     bias: np.ndarray | None = None
-    kept: np.ndarray | None = None  # (n_groups, Cin) kept blocks
+    kept: np.ndarray | None = None  # (n_groups, Cin) kept blocks (block kind)
+    kind: str = "block"  # "block" (PWB kernel) or "csr" (unstructured sparse kernel)
 
     @property
     def qualified_kernel(self) -> np.ndarray:
@@ -168,8 +181,11 @@ def _analyse(layer, consumers) -> PointwiseVerdict | None:
         return v
     kept, why = infer_blocks(kernel)
     if kept is None:
-        v.reason = why
-        return v
+        dense_why = density_reason(kernel)
+        if dense_why:
+            v.reason = f"{why}; {dense_why}" if "not block-pruned" in why else why
+            return v
+        v.kind = "csr"
     if kernel.size >= 1 << 24:
         v.reason = f"a filter of {kernel.size} entries is too large for the delegate (< 2^24)"
         return v
@@ -195,9 +211,12 @@ def analyse_pointwise(model) -> dict[str, PointwiseVerdict]:
     return out
 
 
-def pointwise_spec(v: PointwiseVerdict, index: int, native: bool = True) -> PointwiseSpec:
-    """The kernel spec (default tile) of a qualifying verdict."""
-    h, w, _ = v.input_shape
+def pointwise_spec(v: PointwiseVerdict, index: int, native: bool = True) -> PointwiseSpec | CsrSpec:
+    """The kernel spec (default tile) of a qualifying verdict, of its kind."""
+    h, w, cin = v.input_shape
+    if v.kind == "csr":
+        cout = v.qualified_kernel.shape[-1]
+        return csr_spec(cin, cout, h, w, v.stride, v.relu, v.fc, index, native)
     return spec_for(
         encode_pointwise(v.qualified_kernel, v.bias),
         h=h,
@@ -208,6 +227,37 @@ def pointwise_spec(v: PointwiseVerdict, index: int, native: bool = True) -> Poin
         index=index,
         native=native,
     )
+
+
+def render_sources(specs: list, source: str | None = None) -> dict[str, str]:
+    """File name -> C text of the pointwise kernels of both kinds."""
+    from cocotune.cocogen.emit_pointwise import render_pointwise_library
+    from cocotune.cocogen.sparse_pointwise import render_csr_library
+
+    files = render_pointwise_library([s for s in specs if not isinstance(s, CsrSpec)], source)
+    files.update(render_csr_library([s for s in specs if isinstance(s, CsrSpec)], source))
+    return files
+
+
+def csr_report(v: PointwiseVerdict, spec: CsrSpec) -> dict:
+    """The ``build.json`` fields of a layer with a CSR kernel (no weights file of its own: the
+    delegate gathers the non-zeros from the node's filter)."""
+    from cocotune.cocogen.fkw import csr_nbytes
+
+    m = v.matrix
+    nnz = int(np.count_nonzero(m))
+    return {
+        "runtime": "cocogen",
+        "kind": "csr_fc" if v.fc else "csr_pointwise",
+        "kernel": spec.name,
+        "spec": spec.to_json(),
+        "fused_relu": v.relu,
+        "nnz": nnz,
+        "density": nnz / max(1, m.size),
+        "csr_bytes": csr_nbytes(spec.cout, nnz),
+        "macs_dense": spec.macs_dense,
+        "macs_pruned": nnz * spec.n_pixels,
+    }
 
 
 def support_fnv1a64(matrix: np.ndarray, lib=None) -> int:
@@ -249,9 +299,27 @@ def gather_index(spec: PointwiseSpec, matrix: np.ndarray) -> tuple[np.ndarray, P
     return gather.astype(np.int32), data
 
 
-def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec, lib=None) -> dict:
+def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec | CsrSpec, lib=None) -> dict:
     """Everything the descriptor table and the weights file need for one layer."""
     m = v.matrix
+    if isinstance(spec, CsrSpec):
+        if m.size >= 1 << 24:
+            raise CocogenError(f"a {m.shape[0]}x{m.shape[1]} filter is too large for the delegate")
+        csr = spec_data(spec, m)
+        return {
+            "spec": spec,
+            "kind": 1,
+            "n_cb": spec.n_blocks,
+            "layer": v.name,
+            "hash": support_fnv1a64(m, lib),
+            "nnz": int(np.count_nonzero(m)),
+            "gather": csr.gather,
+            "data": csr,
+            "n_w": int(csr.gather.size),
+            "n_idx": int(csr.idx.size),
+            "n_g": int(csr.g.size),
+            "n_reorder": int(csr.reorder.size),
+        }
     gather, data = gather_index(spec, m)
     return {
         "spec": spec,
@@ -264,6 +332,8 @@ def delegate_row(v: PointwiseVerdict, spec: PointwiseSpec, lib=None) -> dict:
         "n_idx": int(data.idx.size),
         "n_g": int(data.g.size),
         "n_reorder": int(data.reorder.size),
+        "kind": 0,
+        "n_cb": 0,
     }
 
 
@@ -297,7 +367,13 @@ def render_table(rows: list[dict]) -> dict[str, str]:
     """``delegate_pw_table.c`` for the delegate's pointwise layers (possibly none)."""
     ctx = [
         {
-            "k": pointwise_context(r["spec"]),
+            "k": (
+                csr_context(r["spec"])
+                if isinstance(r["spec"], CsrSpec)
+                else pointwise_context(r["spec"])
+            ),
+            "kind": int(r["kind"]),
+            "n_cb": int(r["n_cb"]),
             "layer": _c_text(r["layer"]),
             "hash": int(r["hash"]),
             "nnz": int(r["nnz"]),
