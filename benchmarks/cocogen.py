@@ -36,9 +36,14 @@ Whole ResNet-50 (``--networks resnet50``): ``keras.applications.ResNet50`` (rand
 224×224, batch 1, logits), every 3×3 convolution projected as above and rescaled, every 1×1
 convolution and the classifier block-pruned 1 in 3.6 (:func:`cocotune.cocogen.pointwise.
 project_pointwise`, blocks of 1 input channel × 16 filters, rescaled likewise), BatchNorm
-statistics randomised near the identity; ``cocogen compile`` (untuned: default tiles) writes
-model.tflite, in which the converter has folded every BatchNorm; the whole model in the stock
-interpreter with vs without the delegate. ``delegate_mac_fraction`` = dense MACs of the claimed
+statistics randomised near the identity; ``cocogen compile`` (tuned at 1 thread, as the command's
+default; ``--quick``: untuned) writes model.tflite, in which the converter has folded every
+BatchNorm; the whole model in the stock interpreter with vs without the delegate. Its per-layer
+bound fractions come from the same run: the 3×3 layers of ``resnet50_3x3`` with the shapes
+ResNet-50 v1 has (``conv2_x`` … ``conv5_x``, stride 1) and every layer of
+``benchmarks/cocogen_pointwise.py`` (ResNet-50's 1×1 shapes and the classifier, measured in
+the delegate's loop order), stored as the network ``resnet50_1x1``; ``bound_fraction_min`` is
+the lowest of them. ``delegate_mac_fraction`` = dense MACs of the claimed
 convolutions and Dense layers / dense MACs of every convolution and Dense layer (the 7×7 stem
 stays with XNNPACK: no generated kernel for it).
 Diagnostics in ``seconds``: ``delegate_interp1_ours2`` (interpreter at 1 thread, our kernels at
@@ -494,7 +499,9 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
     model = _resnet50_model(size)
     macs = _dense_macs(model)
     model.save(work / "model.keras")
-    compile_model(work / "model.keras", work / "build", tune=False, log=lambda *a: None)
+    t_compile = time.time()
+    compile_model(work / "model.keras", work / "build", tune=not quick, log=lambda *a: None)
+    compile_seconds = time.time() - t_compile
     build = work / "build"
     rep = _json.loads((build / "build.json").read_text())
     content = (build / dg.TFLITE_FILE).read_bytes()
@@ -534,7 +541,7 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         "model": f"keras.applications.ResNet50, random weights, {size}x{size}, batch 1, logits; "
         f"3x3 convs: {PATTERNS} patterns, connectivity {CONNECTIVITY}; 1x1 convs and the "
         f"classifier: blocks of 1 input channel x 16 filters, 1 in {POINTWISE_RATE} kept; "
-        "BatchNorm folded by the converter; cocogen compile untuned",
+        f"BatchNorm folded by the converter; cocogen compile {'untuned' if quick else 'tuned'}",
         "method": "whole model: stock tf.lite.Interpreter (XNNPACK) vs the same interpreter "
         "with libcocogen_delegate.so, same model.tflite, interleaved, min of rounds",
         "seconds": ts,
@@ -554,7 +561,7 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         / max(sum(r["macs_pruned"] for r in pointwise), 1),
         "loadavg_before": load_before,
         "loadavg_after": _loadavg(),
-        "bound_fraction_min": None,  # per-layer bounds: networks.resnet50_3x3
+        "compile_seconds": compile_seconds,
     }
     log(
         f"[resnet50] stock {ts['stock_1t'] * 1e3:.1f}/{ts['stock_2t'] * 1e3:.1f} ms, +delegate "
@@ -566,6 +573,40 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
     del runners, delegates
     shutil.rmtree(work, ignore_errors=True)
     return res
+
+
+def bench_resnet50_pointwise(quick: bool, rounds: int, log) -> dict:
+    """ResNet-50's 1×1 layers and classifier, one by one (``benchmarks/cocogen_pointwise.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cocogen_pointwise
+
+    work = Path(tempfile.mkdtemp(prefix="cocogen_pw_"))
+    try:
+        return cocogen_pointwise.bench(quick, rounds, log, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# the 3x3 shapes of keras.applications.ResNet50 (v1: stride 2 is on the 1x1 convolutions)
+RESNET50_V1_3X3 = ("conv2_x", "conv3_x", "conv4_x", "conv5_x")
+
+
+def whole_model_bounds(networks: dict) -> dict:
+    """Per-layer bound fractions of the whole ResNet-50, from this run's per-layer entries."""
+    rows = [
+        {"layer": r["name"], "kind": "3x3", "bound_fraction": r["bound_fraction"]}
+        for r in networks["resnet50_3x3"]["layers"]
+        if r["name"] in RESNET50_V1_3X3
+    ]
+    for r in networks["resnet50_1x1"]["layers"]:
+        key = "bound_fraction_unblocked" if "bound_fraction_unblocked" in r else "bound_fraction"
+        rows.append({"layer": r["name"], "kind": "1x1", "bound_fraction": r[key]})
+    worst = min(rows, key=lambda r: r["bound_fraction"])
+    return {
+        "bound_fraction_min": worst["bound_fraction"],
+        "bound_fraction_min_layer": worst["layer"],
+        "bound_fractions": rows,
+    }
 
 
 def _loadavg():
@@ -620,12 +661,20 @@ def main(argv=None) -> int:
             res["networks"] = json.loads(out_path.read_text()).get("networks", {})
         except ValueError:
             pass
-    for name in args.networks.split(","):
+    names = args.networks.split(",")
+    for name in names:
         log = lambda m: print(m, flush=True)  # noqa: E731
         if name == "resnet50":
-            res["networks"][name] = bench_whole_resnet50(args.quick, rounds, log)
-            res["networks"][name]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            res["networks"][name]["loadavg"] = _loadavg()
+            whole = bench_whole_resnet50(args.quick, rounds, log)
+            whole["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            whole["loadavg"] = _loadavg()
+            res["networks"][name] = whole
+            res["networks"]["resnet50_1x1"] = bench_resnet50_pointwise(args.quick, rounds, log)
+            if "resnet50_3x3" in names[: names.index(name)]:
+                whole.update(whole_model_bounds(res["networks"]))
+            else:
+                whole["bound_fraction_min"] = None
+                whole["bound_fraction_note"] = "run with --networks resnet50_3x3,resnet50"
             continue
         net = bench_network(name, args.quick, rounds, log, keep=args.keep_build)
         d = net.get("delegate") or {}
