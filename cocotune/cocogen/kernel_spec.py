@@ -338,17 +338,18 @@ def filter_block_bounds(cout: int, fb: int) -> list[int]:
 def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     """A few tilings worth timing for this shape (at most ``limit``), best guesses first.
 
-    On AVX-512 builds the 16-float tilings come first, except for outputs of fewer than 64
-    pixels (most of a zmm would be padding); the best 8-float guess is always within ``limit``.
+    On AVX-512 builds the 16-float tilings come first (even a 7×7 output, 49 of 64 lanes, runs
+    faster on them), except for outputs of fewer than 16 pixels (most of a zmm would be
+    padding); the best 8-float guess is always within ``limit``.
     Per width: pattern kernels up to 1024 output pixels try the input-stationary order in flat
-    mode (2 and 1 filter blocks), pattern kernels at least one vector wide the input-stationary
+    mode (chunks of up to 4 and of 2 vectors, 2 and 1 filter blocks), pattern kernels at least one vector wide the input-stationary
     order in row mode (a chunk = one output row's vectors, up to 4). Output width ≥ one vector:
     row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors, 8 rows × 1 vector), both
     loop orders. Smaller outputs: flat mode with 1-4 vectors and 2 or 4 accumulator sets so the
     FMA chains stay independent.
     """
     widths = [16, 8] if spec.isa == "avx512" else [8]
-    if spec.ho * spec.wo < 64:
+    if spec.ho * spec.wo < 16:
         widths.reverse()
     lists = [_width_candidates(spec, vw) for vw in widths]
     out = lists[0]
@@ -369,11 +370,14 @@ def _width_candidates(spec: KernelSpec, vw: int) -> list[Tile]:
     ho, wo = spec.ho, spec.wo
     pv = -(-(ho * wo) // vw)
     if spec.kind == "pattern" and pv * vw <= 1024:  # input-stationary, up to 32x32 outputs
-        tv = min(pv, 2)
-        # two filter blocks first: the same speed at one thread, and work for a second thread
-        # on layers with a single pixel chunk (4x4, 2x2 outputs)
-        out.append(Tile("flat", 1, tv, 1, "is", fb=2, vw=vw))
-        out.append(Tile("flat", 1, tv, 1, "is", fb=1, vw=vw))
+        # chunks of up to 4 vectors (a 7x7 plane in one: the weights are read once per chunk),
+        # or 2; two filter blocks first: the same speed at one thread, and work for a second
+        # thread when there is a single chunk (one filter block is then not offered: tuned at
+        # one thread, it would leave the second thread idle)
+        for tv in sorted({min(pv, 4), min(pv, 2)}, reverse=True):
+            out.append(Tile("flat", 1, tv, 1, "is", fb=2, vw=vw))
+            if pv > tv:
+                out.append(Tile("flat", 1, tv, 1, "is", fb=1, vw=vw))
     if spec.kind == "pattern" and wo >= vw:  # input-stationary, chunks of one output row
         nv = -(-wo // vw)
         for tv in sorted({min(nv, 4), min(nv, 2)}, reverse=True):
