@@ -220,7 +220,8 @@ def stats(build_dir: str | Path, delegate=None) -> dict:
     ``claimed_total``, ``refused`` (CONV_2D and FULLY_CONNECTED nodes left to the stock
     runtime), ``abi_failures``,
     ``kernel_inits`` / ``frees`` / ``prepares``, ``invokes``, ``images``, ``layers`` (invocations
-    per compiled layer) and ``last_error``. ``delegate=None``: totals over every delegate of
+    per compiled layer), ``layer_seconds`` (wall time inside each layer's invocations) and
+    ``last_error``. ``delegate=None``: totals over every delegate of
     the library in this process."""
     lib = ctypes.CDLL(str(_library_path(build_dir)))
     fn = lib.cocogen_delegate_stats
@@ -237,6 +238,13 @@ def stats(build_dir: str | Path, delegate=None) -> dict:
     out["layers"] = {
         names(i).decode(): buf[len(STAT_NAMES) + i] for i in range(n - len(STAT_NAMES))
     }
+    tfn = lib.cocogen_delegate_layer_ns
+    tfn.restype = ctypes.c_int
+    tfn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    nl = tfn(ptr, None, 0)
+    tbuf = (ctypes.c_int64 * nl)()
+    tfn(ptr, tbuf, nl)
+    out["layer_seconds"] = {names(i).decode(): tbuf[i] * 1e-9 for i in range(nl)}
     err = lib.cocogen_delegate_last_error
     err.restype = ctypes.c_char_p
     err.argtypes = [ctypes.c_void_p]

@@ -140,6 +140,9 @@ def test_nhwc_kernels_on_threads_match_stock(threaded_build, threads):
         assert rel_err(got, _run(ref, x)) <= 1e-4
     s = dg.stats(b, d)
     assert s["claimed"] == 3 and s["invokes"] == 6 and s["images"] == 12
+    # time is counted per compiled layer, for every layer that ran (and only those)
+    assert set(s["layer_seconds"]) == set(s["layers"])
+    assert all((t > 0) == (s["layers"][n] > 0) for n, t in s["layer_seconds"].items())
 
 
 def test_one_delegate_shared_by_two_interpreters_at_once(threaded_build):
