@@ -47,7 +47,9 @@ the lowest of them. ``delegate_mac_fraction`` = dense MACs of the claimed
 convolutions and Dense layers / dense MACs of every convolution and Dense layer (the 7×7 stem
 stays with XNNPACK: no generated kernel for it).
 Diagnostics in ``seconds``: ``delegate_interp1_ours2`` (interpreter at 1 thread, our kernels at
-2) and ``delegate_interp2_ours1`` show which side's second thread helps or costs.
+2) and ``delegate_interp2_ours1`` show which side's second thread helps or costs; ``time_split``:
+per inference, the time inside our layers (the delegate's per-layer clocks over 20 runs) and the
+rest of the delegated run (XNNPACK's nodes, partition boundaries), and the slowest layers.
 
 Writes ``cocogen.json``, keeping the entries of networks not run this time.
 """
@@ -535,6 +537,20 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
             time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02),
         )
     )
+    # where the delegated run's time goes: our layers (the delegate's per-layer clocks) and the
+    # rest (XNNPACK's nodes and the partition boundaries between them), per inference
+    split = {}
+    for nt in (1, 2):
+        before = dg.stats(build, delegates[nt])["layer_seconds"]
+        n_runs = 20
+        for _ in range(n_runs):
+            runners[f"delegate_{nt}t"].invoke()
+        after = dg.stats(build, delegates[nt])["layer_seconds"]
+        ours = {n: (after[n] - before.get(n, 0.0)) / n_runs for n in after}
+        split[f"our_layers_{nt}t"] = sum(ours.values())
+        split[f"rest_{nt}t"] = ts[f"delegate_{nt}t"] - split[f"our_layers_{nt}t"]
+        if nt == 1:
+            split["slowest_layers_1t"] = dict(sorted(ours.items(), key=lambda kv: -kv[1])[:8])
     compiled = [r for r in rep["layers"] if r["qualifies"] and r.get("kind") is None]
     pointwise = [r for r in rep["layers"] if r["qualifies"] and r.get("kind") is not None]
     res = {
@@ -562,13 +578,16 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         "loadavg_before": load_before,
         "loadavg_after": _loadavg(),
         "compile_seconds": compile_seconds,
+        "time_split": split,
     }
     log(
         f"[resnet50] stock {ts['stock_1t'] * 1e3:.1f}/{ts['stock_2t'] * 1e3:.1f} ms, +delegate "
         f"{ts['delegate_1t'] * 1e3:.1f}/{ts['delegate_2t'] * 1e3:.1f} ms (1t/2t) -> "
         f"x{res['delegate_speedup_1t']:.2f} / x{res['delegate_speedup_2t']:.2f}; "
         f"{st['claimed']} nodes claimed, {res['delegate_mac_fraction']:.0%} of the dense MACs "
-        f"in our kernels; err {err:.1e}"
+        f"in our kernels; err {err:.1e}; our layers {split['our_layers_1t'] * 1e3:.1f}/"
+        f"{split['our_layers_2t'] * 1e3:.1f} ms of it, the rest {split['rest_1t'] * 1e3:.1f}/"
+        f"{split['rest_2t'] * 1e3:.1f} ms"
     )
     del runners, delegates
     shutil.rmtree(work, ignore_errors=True)
