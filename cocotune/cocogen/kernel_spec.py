@@ -341,12 +341,13 @@ def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
     On AVX-512 builds the 16-float tilings come first (even a 7×7 output, 49 of 64 lanes, runs
     faster on them), except for outputs of fewer than 16 pixels (most of a zmm would be
     padding); the best 8-float guess is always within ``limit``.
-    Per width: pattern kernels up to 1024 output pixels try the input-stationary order in flat
-    mode (chunks of up to 4 and of 2 vectors, 2 and 1 filter blocks), pattern kernels at least one vector wide the input-stationary
-    order in row mode (a chunk = one output row's vectors, up to 4). Output width ≥ one vector:
-    row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors, 8 rows × 1 vector), both
-    loop orders. Smaller outputs: flat mode with 1-4 vectors and 2 or 4 accumulator sets so the
-    FMA chains stay independent.
+    Per width: pattern kernels up to 256 output pixels try the input-stationary order in flat
+    mode (chunks of up to 4 and of 2 vectors, 2 and 1 filter blocks; its im2col workspace costs
+    more than it saves on larger outputs), pattern kernels at least one vector wide the
+    input-stationary order in row mode (a chunk = one output row's vectors, up to 4). Output
+    width ≥ one vector: row mode, tiles of about 8 accumulators (e.g. 2 rows × 4 vectors, 8 rows
+    × 1 vector), both loop orders. Smaller outputs: flat mode with 1-4 vectors and 2 or 4
+    accumulator sets so the FMA chains stay independent.
     """
     widths = [16, 8] if spec.isa == "avx512" else [8]
     if spec.ho * spec.wo < 16:
@@ -365,40 +366,48 @@ def candidate_tiles(spec: KernelSpec, limit: int = 6) -> list[Tile]:
 
 
 def _width_candidates(spec: KernelSpec, vw: int) -> list[Tile]:
-    """:func:`candidate_tiles` for one vector width."""
-    out: list[Tile] = []
+    """:func:`candidate_tiles` for one vector width: the best guess of each family first (flat
+    input-stationary, row input-stationary, row tiles, flat tiles), then the others, so that a
+    short list still holds every family."""
+    fis: list[Tile] = []
+    ris: list[Tile] = []
+    rows: list[Tile] = []
+    flats: list[Tile] = []
     ho, wo = spec.ho, spec.wo
     pv = -(-(ho * wo) // vw)
-    if spec.kind == "pattern" and pv * vw <= 1024:  # input-stationary, up to 32x32 outputs
+    if spec.kind == "pattern" and ho * wo <= 256:  # input-stationary, up to 16x16 outputs
         # chunks of up to 4 vectors (a 7x7 plane in one: the weights are read once per chunk),
         # or 2; two filter blocks first: the same speed at one thread, and work for a second
         # thread when there is a single chunk (one filter block is then not offered: tuned at
         # one thread, it would leave the second thread idle)
         for tv in sorted({min(pv, 4), min(pv, 2)}, reverse=True):
-            out.append(Tile("flat", 1, tv, 1, "is", fb=2, vw=vw))
+            fis.append(Tile("flat", 1, tv, 1, "is", fb=2, vw=vw))
             if pv > tv:
-                out.append(Tile("flat", 1, tv, 1, "is", fb=1, vw=vw))
+                fis.append(Tile("flat", 1, tv, 1, "is", fb=1, vw=vw))
     if spec.kind == "pattern" and wo >= vw:  # input-stationary, chunks of one output row
         nv = -(-wo // vw)
         for tv in sorted({min(nv, 4), min(nv, 2)}, reverse=True):
-            out.append(Tile("row", 1, tv, 1, "is", vw=vw))
+            ris.append(Tile("row", 1, tv, 1, "is", vw=vw))
     if wo >= vw:
         nv = -(-wo // vw)
         for tv in sorted({min(nv, 4), min(nv, 2), min(nv, 1)}, reverse=True):
             tr = max(1, min(ho, 8 // tv))
-            out.append(Tile("row", tr, tv, 1, "fy", vw=vw))
-            out.append(Tile("row", tr, tv, 1, "yf", vw=vw))
+            rows.append(Tile("row", tr, tv, 1, "fy", vw=vw))
+            rows.append(Tile("row", tr, tv, 1, "yf", vw=vw))
             if tr * tv <= 4:
-                out.append(Tile("row", tr, tv, 2, "fy", vw=vw))
+                rows.append(Tile("row", tr, tv, 2, "fy", vw=vw))
     if wo < vw or ho * wo <= 256:
         for tv in sorted({min(pv, 4), min(pv, 2), 1}, reverse=True):
             acc = max(1, min(4, 8 // tv))
             if tv <= 2:
-                out.append(Tile("flat", 1, tv, max(1, 4 // tv), "fy", ku=2, vw=vw))
-            out.append(Tile("flat", 1, tv, acc, "fy", vw=vw))
+                flats.append(Tile("flat", 1, tv, max(1, 4 // tv), "fy", ku=2, vw=vw))
+            flats.append(Tile("flat", 1, tv, acc, "fy", vw=vw))
             if acc > 1:
-                out.append(Tile("flat", 1, tv, max(1, acc // 2), "fy", vw=vw))
-    return [t for t in out if t.tr * t.tv * t.acc * t.ku <= 12]
+                flats.append(Tile("flat", 1, tv, max(1, acc // 2), "fy", vw=vw))
+    families = [[t for t in f if t.tr * t.tv * t.acc * t.ku <= 12] for f in (fis, ris, rows, flats)]
+    out: list[Tile] = [f[0] for f in families if f]
+    out += [t for f in families for t in f[1:]]
+    return out
 
 
 def default_tile(spec: KernelSpec) -> Tile:
