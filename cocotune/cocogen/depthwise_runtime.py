@@ -10,7 +10,6 @@ narrower last group zero-padded (:func:`depthwise_data`); ``bias``: padded to wh
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,7 @@ from cocotune.cocogen.emit_depthwise import (
     candidate_tiles,
     render_depthwise_library,
 )
-from cocotune.cocogen.errors import CocogenError
-from cocotune.cocogen.runtime import aligned_empty
+from cocotune.cocogen.runtime import aligned_empty, kernel_function, open_library
 
 __all__ = [
     "DepthwiseData",
@@ -114,21 +112,10 @@ class DepthwiseLibrary:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CocogenError(f"kernel library '{path}' does not exist")
-        try:
-            self.lib = ctypes.CDLL(str(self.path.resolve()))
-        except OSError as exc:
-            raise CocogenError(f"cannot load kernel library '{path}': {exc}") from None
+        self.path, self.lib = open_library(path)
 
     def kernel(self, spec: DepthwiseSpec, data: DepthwiseData) -> DepthwiseKernel:
-        try:
-            fn = getattr(self.lib, spec.name)
-        except AttributeError:
-            raise CocogenError(f"kernel '{spec.name}' is not in '{self.path}'") from None
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int]
+        fn = kernel_function(self.lib, self.path, spec.name, 4)
         return DepthwiseKernel(fn, spec, data)
 
 

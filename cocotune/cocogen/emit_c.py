@@ -24,6 +24,8 @@ __all__ = [
     "render_library",
     "render_delegate",
     "delegate_headers",
+    "file_header",
+    "one_file_per_kernel",
 ]
 
 
@@ -198,35 +200,47 @@ def _vector_names(vw: int) -> dict:
     }
 
 
-def _header(template: str, source: str | None) -> str:
+def file_header(template: str, source: str | None, generator: str = __name__) -> str:
+    """The header every generated C file starts with: where it comes from (template, generator
+    module, source model) and the shared vector types and helpers."""
     return (
         environment()
         .get_template("file_header.c.j2")
-        .render(template=template, version=_version(), source=source)
+        .render(template=template, version=_version(), source=source, generator=generator)
     )
+
+
+def one_file_per_kernel(specs: list, render) -> dict[str, str]:
+    """``{name}.c`` -> ``render(spec)`` for kernels whose names must be unique (a library's
+    table and the delegate find kernels by name).
+
+    Raises:
+        ValueError: two specs share a name.
+    """
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate kernel names: {dup}")
+    return {f"{s.name}.c": render(s) for s in specs}
 
 
 def render_kernel(spec: KernelSpec, source: str | None = None) -> str:
     """The C source of one kernel (with the file header)."""
     name = "conv3x3_is.c.j2" if spec.tile.order == "is" else "conv3x3_pattern.c.j2"
     body = environment().get_template(name).render(k=kernel_context(spec))
-    return _header(name, source) + "\n" + body
+    return file_header(name, source) + "\n" + body
 
 
 def render_table(specs: list[KernelSpec], source: str | None = None) -> str:
     """The enumerator file (one row per kernel) plus the small runtime helpers."""
     rows = [kernel_context(s) for s in specs]
     body = environment().get_template("kernel_table.c.j2").render(kernels=rows)
-    return _header("kernel_table.c.j2", source) + "\n" + body
+    return file_header("kernel_table.c.j2", source) + "\n" + body
 
 
 def render_library(specs: list[KernelSpec], source: str | None = None) -> dict[str, str]:
     """File name -> C text for a whole library: one file per kernel plus ``kernel_table.c``."""
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate kernel names: {dup}")
-    files = {f"{s.name}.c": render_kernel(s, source) for s in specs}
+    files = one_file_per_kernel(specs, lambda s: render_kernel(s, source))
     files["kernel_table.c"] = render_table(specs, source)
     return files
 

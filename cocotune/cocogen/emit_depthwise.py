@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 from cocotune.cocogen.depthwise import GROUP, n_groups
-from cocotune.cocogen.emit_c import environment
+from cocotune.cocogen.emit_c import environment, file_header, one_file_per_kernel
 
 __all__ = [
     "DepthwiseTile",
@@ -204,29 +204,14 @@ def depthwise_context(spec: DepthwiseSpec) -> dict:
     }
 
 
-def _header(source: str | None) -> str:
-    from cocotune.cocogen.emit_c import _version
-
-    text = (
-        environment()
-        .get_template("file_header.c.j2")
-        .render(template=TEMPLATE, version=_version(), source=source)
-    )
-    return text.replace("cocotune.cocogen.emit_c", "cocotune.cocogen.emit_depthwise")
-
-
 def render_depthwise(spec: DepthwiseSpec, source: str | None = None) -> str:
     """The C source of one kernel (with the shared file header)."""
     body = environment().get_template(TEMPLATE).render(k=depthwise_context(spec))
-    return _header(source) + "\n" + body
+    return file_header(TEMPLATE, source, __name__) + "\n" + body
 
 
 def render_depthwise_library(
     specs: list[DepthwiseSpec], source: str | None = None
 ) -> dict[str, str]:
     """File name -> C text, one file per kernel."""
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate kernel names: {dup}")
-    return {f"{s.name}.c": render_depthwise(s, source) for s in specs}
+    return one_file_per_kernel(specs, lambda s: render_depthwise(s, source))

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from cocotune.cocogen.emit_c import environment
+from cocotune.cocogen.emit_c import environment, file_header, one_file_per_kernel
 from cocotune.cocogen.kernel_spec import VW
 from cocotune.cocogen.pointwise import GROUP, n_groups
 
@@ -300,21 +300,10 @@ def pointwise_context(spec: PointwiseSpec) -> dict:
     }
 
 
-def _header(source: str | None) -> str:
-    from cocotune.cocogen.emit_c import _version
-
-    text = (
-        environment()
-        .get_template("file_header.c.j2")
-        .render(template=TEMPLATE, version=_version(), source=source)
-    )
-    return text.replace("cocotune.cocogen.emit_c", "cocotune.cocogen.emit_pointwise")
-
-
 def render_pointwise(spec: PointwiseSpec, source: str | None = None) -> str:
     """The C source of one kernel (with the shared file header: vector types and helpers)."""
     body = environment().get_template(TEMPLATE).render(k=pointwise_context(spec))
-    return _header(source) + "\n" + body
+    return file_header(TEMPLATE, source, __name__) + "\n" + body
 
 
 def render_pointwise_library(
@@ -322,8 +311,4 @@ def render_pointwise_library(
 ) -> dict[str, str]:
     """File name -> C text, one file per kernel (compile with :func:`cocotune.cocogen.build.
     build_library`)."""
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate kernel names: {dup}")
-    return {f"{s.name}.c": render_pointwise(s, source) for s in specs}
+    return one_file_per_kernel(specs, lambda s: render_pointwise(s, source))

@@ -13,7 +13,6 @@ padded to whole groups; ``ws``: ``spec.workspace_floats`` floats (stride 2 only,
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +26,8 @@ from cocotune.cocogen.emit_pointwise import (
     default_tile,
     render_pointwise_library,
 )
-from cocotune.cocogen.errors import CocogenError
 from cocotune.cocogen.pointwise_storage import PWBLayer
-from cocotune.cocogen.runtime import aligned_empty
+from cocotune.cocogen.runtime import aligned_empty, kernel_function, open_library
 
 __all__ = [
     "PointwiseData",
@@ -111,21 +109,10 @@ class PointwiseLibrary:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CocogenError(f"kernel library '{path}' does not exist")
-        try:
-            self.lib = ctypes.CDLL(str(self.path.resolve()))
-        except OSError as exc:
-            raise CocogenError(f"cannot load kernel library '{path}': {exc}") from None
+        self.path, self.lib = open_library(path)
 
     def kernel(self, spec: PointwiseSpec, data: PointwiseData) -> PointwiseKernel:
-        try:
-            fn = getattr(self.lib, spec.name)
-        except AttributeError:
-            raise CocogenError(f"kernel '{spec.name}' is not in '{self.path}'") from None
-        fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_int]
+        fn = kernel_function(self.lib, self.path, spec.name, 8)
         return PointwiseKernel(fn, spec, data)
 
 

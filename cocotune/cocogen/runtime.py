@@ -176,6 +176,38 @@ class _Row(ctypes.Structure):
     ]
 
 
+def open_library(path: str | Path) -> tuple[Path, ctypes.CDLL]:
+    """Load a built kernel library (the 3×3, pointwise and depthwise loaders share this).
+
+    Raises:
+        CocogenError: the file is missing or cannot be loaded.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CocogenError(
+            f"kernel library '{path}' does not exist (run 'cocotune cocogen compile')"
+        )
+    try:
+        return p, ctypes.CDLL(str(p.resolve()))
+    except OSError as exc:
+        raise CocogenError(f"cannot load kernel library '{path}': {exc}") from None
+
+
+def kernel_function(lib: ctypes.CDLL, path: Path, name: str, n_pointers: int):
+    """The generated function ``name``: ``n_pointers`` pointers and a thread count, returns int.
+
+    Raises:
+        CocogenError: the library has no such kernel.
+    """
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise CocogenError(f"kernel '{name}' is not in '{path}'") from None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p] * n_pointers + [ctypes.c_int]
+    return fn
+
+
 class KernelLibrary:
     """A built ``.so`` and its kernel table.
 
@@ -184,15 +216,7 @@ class KernelLibrary:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CocogenError(
-                f"kernel library '{path}' does not exist (run 'cocotune cocogen compile')"
-            )
-        try:
-            self.lib = ctypes.CDLL(str(self.path.resolve()))
-        except OSError as exc:
-            raise CocogenError(f"cannot load kernel library '{path}': {exc}") from None
+        self.path, self.lib = open_library(path)
         try:
             ctypes.c_char.in_dll(self.lib, "cocogen_abi")
             count = ctypes.c_int.in_dll(self.lib, "cocogen_kernel_count").value

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from cocotune.cocogen.build import build_library, isa_tag
-from cocotune.cocogen.emit_c import environment
+from cocotune.cocogen.emit_c import environment, file_header, one_file_per_kernel
 from cocotune.cocogen.pointwise import matrix_of
 from cocotune.cocogen.runtime import aligned_empty
 
@@ -276,31 +276,15 @@ def csr_context(spec: CsrSpec) -> dict:
     }
 
 
-def _header(source: str | None) -> str:
-    from cocotune.cocogen.emit_c import _version
-
-    text = (
-        environment()
-        .get_template("file_header.c.j2")
-        .render(template=TEMPLATE, version=_version(), source=source)
-    )
-    return text.replace("cocotune.cocogen.emit_c", "cocotune.cocogen.sparse_pointwise")
-
-
 def render_csr(spec: CsrSpec, source: str | None = None) -> str:
     """The C source of one kernel."""
     body = environment().get_template(TEMPLATE).render(k=csr_context(spec))
-    return _header(source) + "\n" + body
+    return file_header(TEMPLATE, source, __name__) + "\n" + body
 
 
 def render_csr_library(specs: list[CsrSpec], source: str | None = None) -> dict[str, str]:
     """File name -> C text, one file per kernel."""
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(
-            f"duplicate kernel names: {sorted({n for n in names if names.count(n) > 1})}"
-        )
-    return {f"{s.name}.c": render_csr(s, source) for s in specs}
+    return one_file_per_kernel(specs, lambda s: render_csr(s, source))
 
 
 @dataclass
