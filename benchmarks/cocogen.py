@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -77,7 +76,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from cocotune.cocogen.autotune import time_interleaved
-from cocotune.cocogen.bench import TFLiteRunner, conv_model, tflite_bytes, write_json
+from cocotune.cocogen.bench import (
+    TFLiteRunner,
+    conv_model,
+    loadavg,
+    machine_info,
+    tflite_bytes,
+    write_json,
+)
 from cocotune.cocogen.build import build_library, isa_tag
 from cocotune.cocogen.emit_c import render_library
 from cocotune.cocogen.fkw import encode
@@ -496,7 +502,7 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
     from cocotune.cocogen.pipeline import compile_model
 
     size = 64 if quick else 224
-    load_before = _loadavg()
+    load_before = loadavg()
     work = Path(tempfile.mkdtemp(prefix="cocogen_resnet50_"))
     t0 = time.time()
     model = _resnet50_model(size)
@@ -580,7 +586,7 @@ def bench_whole_resnet50(quick: bool, rounds: int, log) -> dict:
         "pruned_pointwise_mac_reduction": sum(r["macs_dense"] for r in pointwise)
         / max(sum(r["macs_pruned"] for r in pointwise), 1),
         "loadavg_before": load_before,
-        "loadavg_after": _loadavg(),
+        "loadavg_after": loadavg(),
         "compile_seconds": compile_seconds,
         "time_split": split,
     }
@@ -632,14 +638,6 @@ def whole_model_bounds(networks: dict) -> dict:
     }
 
 
-def _loadavg():
-    """1/5/15-minute load averages: other processes on a 2-core machine skew 2-thread figures."""
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -666,14 +664,7 @@ def main(argv=None) -> int:
         "pruning": {"patterns": PATTERNS, "connectivity": CONNECTIVITY, "taps": 4},
         "quick": args.quick,
         "rounds": rounds,
-        "machine": {
-            "loadavg_before": _loadavg(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "isa": isa_tag(),
-            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
-        },
+        "machine": machine_info(),
         "networks": {},
     }
     out_path = Path(args.out) / "cocogen.json"
@@ -690,7 +681,7 @@ def main(argv=None) -> int:
         if name == "resnet50":
             whole = bench_whole_resnet50(args.quick, rounds, log)
             whole["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            whole["loadavg"] = _loadavg()
+            whole["loadavg"] = loadavg()
             res["networks"][name] = whole
             res["networks"]["resnet50_1x1"] = bench_resnet50_pointwise(args.quick, rounds, log)
             if "resnet50_3x3" in names[: names.index(name)]:
@@ -706,7 +697,7 @@ def main(argv=None) -> int:
                 net[key] = d[key]
         res["networks"][name] = net
     res["elapsed_seconds"] = time.time() - t0
-    res["machine"]["loadavg_after"] = _loadavg()
+    res["machine"]["loadavg_after"] = loadavg()
     p = write_json(res, out_path)
     print(f"wrote {p}")
     return 0

@@ -89,18 +89,11 @@ def _build(root: Path, out: Path, name: str) -> None:
         raise SystemExit(f"building {name} with {root} failed:\n{r.stderr[-2000:]}")
 
 
-def _loadavg():
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
 def compare(builds: dict[str, Path], rounds: int) -> dict:
     """Stock vs each build's delegate, 1 and 2 threads, interleaved in this process."""
     from cocotune.cocogen import delegate as dg
     from cocotune.cocogen.autotune import time_interleaved
-    from cocotune.cocogen.bench import TFLiteRunner
+    from cocotune.cocogen.bench import TFLiteRunner, loadavg
 
     content = (next(iter(builds.values())) / dg.TFLITE_FILE).read_bytes()
     runners, keep = {}, []
@@ -128,13 +121,13 @@ def compare(builds: dict[str, Path], rounds: int) -> dict:
             float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-30))
             for a, b in zip(outs[key], outs["stock_1t"])
         )
-    load0 = _loadavg()
+    load0 = loadavg()
     ts = time_interleaved([r.invoke for r in runners.values()], rounds=rounds, min_time=0.02)
     return {
         "seconds": dict(zip(runners, ts)),
         "max_rel_err_vs_stock": errs,
         "loadavg_before": load0,
-        "loadavg_after": _loadavg(),
+        "loadavg_after": loadavg(),
     }
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -58,8 +57,13 @@ os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from cocotune.cocogen import delegate as dg  # noqa: E402
 from cocotune.cocogen.autotune import time_interleaved  # noqa: E402
-from cocotune.cocogen.bench import TFLiteRunner, tflite_bytes, write_json  # noqa: E402
-from cocotune.cocogen.build import isa_tag  # noqa: E402
+from cocotune.cocogen.bench import (  # noqa: E402
+    TFLiteRunner,
+    loadavg,
+    machine_info,
+    tflite_bytes,
+    write_json,
+)
 from cocotune.cocogen.depthwise import project_depthwise  # noqa: E402
 from cocotune.cocogen.depthwise_runtime import (  # noqa: E402
     build_depthwise,
@@ -374,13 +378,6 @@ def bench_delegate(rounds: int, log, work: Path) -> dict:
     return res
 
 
-def _loadavg():
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes (images / 4, channels / 4)")
@@ -402,14 +399,7 @@ def main(argv=None) -> int:
         "rounds": rounds,
         "note": "shared 2-core machine: other processes run during the measurement, so figures "
         "(2-thread ones above all) are noisy; see loadavg_before/after",
-        "machine": {
-            "loadavg_before": _loadavg(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "isa": isa_tag(),
-            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
-        },
+        "machine": machine_info(),
     }
     log = lambda m: print(m, flush=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="cocogen_depthwise_"))
@@ -461,7 +451,7 @@ def main(argv=None) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = time.time() - t0
-    res["machine"]["loadavg_after"] = _loadavg()
+    res["machine"]["loadavg_after"] = loadavg()
     p = write_json(res, Path(args.out) / "cocogen_depthwise.json")
     print(f"wrote {p}")
     return 0

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -55,8 +54,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from cocotune.cocogen import delegate as dg  # noqa: E402
 from cocotune.cocogen.autotune import time_interleaved  # noqa: E402
-from cocotune.cocogen.bench import TFLiteRunner, write_json  # noqa: E402
-from cocotune.cocogen.build import isa_tag  # noqa: E402
+from cocotune.cocogen.bench import TFLiteRunner, loadavg, machine_info, write_json  # noqa: E402
 from cocotune.cocogen.pipeline import compile_model  # noqa: E402
 
 SHAPES = Path(__file__).resolve().parent / "shapes" / "resnet50_1x1.txt"
@@ -175,7 +173,7 @@ def bench_layer(r: dict, rng, rounds: int, work: Path, log, tune: bool = False) 
 def bench(
     quick: bool, rounds: int, log, work: Path, only: set[str] | None = None, tune: bool = False
 ) -> dict:
-    load_before = _loadavg()
+    load_before = loadavg()
     rng = np.random.default_rng(0)
     rows = read_shapes(quick, only)
     if not rows:
@@ -211,7 +209,7 @@ def bench(
         "speedup_2t_min": float(min(r["speedup_2t"] for r in out_rows)),
         "max_rel_error_vs_tflite": float(max(r["max_rel_error_vs_tflite"] for r in out_rows)),
         "loadavg_before": load_before,
-        "loadavg_after": _loadavg(),
+        "loadavg_after": loadavg(),
     }
 
 
@@ -267,7 +265,7 @@ def bench_resnet50(quick: bool, rounds: int, log, work: Path) -> dict:
     import json
 
     size = 64 if quick else 224
-    load_before = _loadavg()
+    load_before = loadavg()
     t0 = time.time()
     model = _resnet50_model(size)
     macs = _dense_macs(model)
@@ -328,7 +326,7 @@ def bench_resnet50(quick: bool, rounds: int, log, work: Path) -> dict:
         "pattern_3x3_mac_fraction": frac({None}),
         "dense_macs_total": sum(macs.values()),
         "loadavg_before": load_before,
-        "loadavg_after": _loadavg(),
+        "loadavg_after": loadavg(),
     }
     log(
         f"[resnet50] stock {ts['stock_1t'] * 1e3:.1f}/{ts['stock_2t'] * 1e3:.1f} ms, +delegate "
@@ -339,13 +337,6 @@ def bench_resnet50(quick: bool, rounds: int, log, work: Path) -> dict:
         f"3x3); err {err:.1e}"
     )
     return res
-
-
-def _loadavg():
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
 
 
 def main(argv=None) -> int:
@@ -370,13 +361,7 @@ def main(argv=None) -> int:
         "rounds": rounds,
         "note": "shared 2-core machine: other processes run during the measurement, so figures "
         "(2-thread ones above all) are noisy; see loadavg_before/after",
-        "machine": {
-            "loadavg_before": _loadavg(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "isa": isa_tag(),
-        },
+        "machine": machine_info(),
     }
     work = Path(tempfile.mkdtemp(prefix="cocogen_sparse_pw_"))
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -398,7 +383,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["elapsed_seconds"] = time.time() - t0
-    res["machine"]["loadavg_after"] = _loadavg()
+    res["machine"]["loadavg_after"] = loadavg()
     p = write_json(res, path)
     print(f"wrote {p}")
     return 0

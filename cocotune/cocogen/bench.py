@@ -194,6 +194,32 @@ def bench_build(build, threads=(1, 2), rounds: int = 7, log=print) -> dict:
     return result
 
 
+def loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: other processes on a 2-core machine skew the timings (the
+    2-thread ones above all), so every benchmark records them."""
+    try:
+        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def machine_info() -> dict:
+    """What a benchmark JSON records about the machine at its start (``loadavg_after`` is
+    added at the end)."""
+    import platform
+
+    from cocotune.cocogen.build import isa_tag
+
+    return {
+        "loadavg_before": loadavg(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "isa": isa_tag(),
+        "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+    }
+
+
 def write_json(obj: dict, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
